@@ -1,0 +1,1 @@
+"""The HTTP face of the gateway: routes, dependencies, error rendering, request ids."""

@@ -1,0 +1,63 @@
+"""Render every expected failure as ``{"error": {"type", "message"}, "request_id"}``."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag_gateway.api.request_id import current_request_id
+from rag_gateway.errors import GatewayError
+
+logger = logging.getLogger("rag_gateway.api")
+
+
+def error_response(
+    status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": {"type": error_type, "message": message}, "request_id": current_request_id()}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def describe_validation_errors(errors: Any) -> str:
+    """One readable line: ``query: query must not be blank; k: Input should be ≤ 20``."""
+    parts = []
+    for error in errors:
+        location = [str(p) for p in error.get("loc", ()) if p != "body"]
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        parts.append(f"{'.'.join(location) or 'body'}: {message}")
+    return "; ".join(parts) or "invalid request"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, "invalid_request", describe_validation_errors(exc.errors()))
+
+
+async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayError)
+    logger.warning(
+        "upstream failure: %s (%s)",
+        exc.error_type,
+        exc.upstream,
+        extra={"request_id": current_request_id(), "upstream": exc.upstream, "cause": type(exc.__cause__).__name__},
+    )
+    headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if exc.retry_after else None
+    return error_response(exc.status_code, exc.error_type, exc.message, headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    error_type = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, error_type, str(exc.detail), dict(exc.headers or {}))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

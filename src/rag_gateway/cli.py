@@ -1,0 +1,65 @@
+"""The ``rag-gateway`` console script: ``serve``, ``ingest`` and ``emulate``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from rag_gateway.settings import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from rag_gateway.app import create_app
+    from rag_gateway.logging_config import configure_logging
+
+    settings = Settings()
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        loop="auto",  # uvloop when installed
+        http="auto",  # httptools when installed
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rag_gateway.emulators.server import add_emulate_arguments, run_emulate
+    from rag_gateway.ingest.cli import add_ingest_arguments, run_ingest
+
+    parser = argparse.ArgumentParser(prog="rag-gateway", description="RAG gateway: serve, ingest, emulate.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API with uvicorn")
+    serve.add_argument("--host", default=None, help="default: HOST setting (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="default: PORT setting (8000)")
+    serve.set_defaults(handler=_serve)
+
+    ingest = commands.add_parser("ingest", help="load documents into the vector store")
+    add_ingest_arguments(ingest)
+    ingest.set_defaults(handler=run_ingest)
+
+    emulate = commands.add_parser("emulate", help="run the OpenAI and SageMaker emulators on loopback")
+    add_emulate_arguments(emulate)
+    emulate.set_defaults(handler=run_emulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1") if os.environ.get("RAG_GATEWAY_OFFLINE", "1") == "1" else None
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Long-lived upstream clients, built once per process in the lifespan and shared by every request.
+
+Retry ownership (one layer per upstream, so attempts are never multiplied):
+- OpenAI: the openai SDK retries (``OPENAI_MAX_RETRIES``): connection errors, 408/409/429/5xx, honouring
+  ``Retry-After``.
+- SageMaker: botocore makes exactly one attempt. Its default would retry read timeouts, and a retried
+  invocation regenerates a whole answer on the GPU while the client has already given up.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aioboto3
+import openai
+from botocore.config import Config
+
+from rag_gateway.settings import Settings
+
+
+def make_openai_client(settings: Settings) -> openai.AsyncOpenAI:
+    """`AsyncOpenAI` on an explicitly sized connection pool with explicit timeouts."""
+    timeout = openai.Timeout(settings.openai_timeout_s, connect=settings.openai_connect_timeout_s)
+    http_client = openai.DefaultAsyncHttpxClient(
+        timeout=timeout,
+        limits=openai.httpx.Limits(
+            max_connections=settings.openai_max_connections,
+            max_keepalive_connections=settings.openai_max_keepalive,
+            keepalive_expiry=30.0,
+        ),
+    )
+    return openai.AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value() or "missing-key",
+        base_url=settings.openai_base_url,
+        timeout=timeout,
+        max_retries=settings.openai_max_retries,
+        http_client=http_client,
+    )
+
+
+def sagemaker_botocore_config(settings: Settings) -> Config:
+    return Config(
+        connect_timeout=settings.sagemaker_connect_timeout_s,
+        read_timeout=settings.sagemaker_read_timeout_s,
+        max_pool_connections=settings.sagemaker_max_pool_connections,
+        retries={"mode": "standard", "total_max_attempts": 1},
+        tcp_keepalive=True,
+    )
+
+
+async def make_sagemaker_client(settings: Settings, stack: AsyncExitStack) -> Any:
+    """One aioboto3 ``sagemaker-runtime`` client, closed when ``stack`` unwinds.
+
+    Credentials: the Handbook's ``AWS_ACCESS_KEY``/``AWS_SECRET_KEY`` when set, else botocore's own chain
+    (``AWS_ACCESS_KEY_ID``, profiles, instance roles). The endpoint URL: ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``
+    (read by botocore itself from the environment, or from `.env` through the settings).
+    """
+    credentials: dict[str, str] = {}
+    if settings.aws_access_key and settings.aws_secret_key:
+        credentials = {
+            "aws_access_key_id": settings.aws_access_key.get_secret_value(),
+            "aws_secret_access_key": settings.aws_secret_key.get_secret_value(),
+        }
+    session = aioboto3.Session(region_name=settings.aws_region, **credentials)
+    client_kwargs: dict[str, Any] = {"config": sagemaker_botocore_config(settings)}
+    if settings.aws_endpoint_url_sagemaker_runtime:
+        client_kwargs["endpoint_url"] = settings.aws_endpoint_url_sagemaker_runtime
+    return await stack.enter_async_context(session.client("sagemaker-runtime", **client_kwargs))

@@ -1,0 +1,94 @@
+"""The LLM microservice: a Hugging Face TGI container behind a SageMaker endpoint, via aioboto3."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from rag_gateway.errors import (
+    GatewayError,
+    UpstreamBadResponseError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from rag_gateway.settings import Settings
+
+UPSTREAM = "sagemaker"
+#: SageMaker error codes that mean "try again later" rather than "this request is bad".
+UNAVAILABLE_CODES = {"ModelNotReadyException", "ServiceUnavailable", "ThrottlingException", "Throttling"}
+
+
+def map_sagemaker_error(exc: Exception) -> GatewayError:
+    """Translate botocore's exceptions into what the client should see (never its text)."""
+    if isinstance(exc, ReadTimeoutError):
+        return UpstreamTimeoutError("the LLM endpoint timed out", upstream=UPSTREAM)
+    if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):
+        return UpstreamUnavailableError("the LLM endpoint is unreachable", upstream=UPSTREAM)
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in UNAVAILABLE_CODES:
+            return UpstreamUnavailableError("the LLM endpoint is busy or not ready", upstream=UPSTREAM)
+        if code == "ModelError":
+            original = exc.response.get("OriginalStatusCode")
+            detail = f" (model status {original})" if isinstance(original, int) else ""
+            return UpstreamBadResponseError(f"the LLM rejected the request{detail}", upstream=UPSTREAM)
+        return UpstreamBadResponseError("the LLM endpoint returned an error", upstream=UPSTREAM)
+    return UpstreamBadResponseError("the LLM endpoint failed", upstream=UPSTREAM)
+
+
+def parse_generated_text(body: bytes) -> str:
+    """TGI answers ``[{"generated_text": ...}]`` (or a bare object); anything else is a bad response."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise UpstreamBadResponseError("the LLM endpoint sent an unreadable answer", upstream=UPSTREAM) from exc
+    if isinstance(data, list) and data:
+        data = data[0]
+    text = data.get("generated_text") if isinstance(data, dict) else None
+    if not isinstance(text, str):
+        raise UpstreamBadResponseError("the LLM endpoint sent an unexpected answer", upstream=UPSTREAM)
+    return text
+
+
+class SageMakerLLM:
+    """Generates an answer with ``invoke_endpoint`` on the shared ``sagemaker-runtime`` client."""
+
+    def __init__(self, client: Any, settings: Settings) -> None:
+        self._client = client
+        self.endpoint_name = settings.sagemaker_endpoint_inference
+        # Built once: TGI validates these (temperature > 0, 0 < top_p < 1); the settings enforce it too.
+        self._parameters = {
+            "max_new_tokens": settings.max_new_tokens_inference,
+            "temperature": settings.temperature_inference,
+            "top_p": settings.top_p_inference,
+            "repetition_penalty": settings.repetition_penalty_inference,
+            "return_full_text": False,
+        }
+
+    def payload(self, prompt: str) -> bytes:
+        return json.dumps({"inputs": prompt, "parameters": self._parameters}).encode()
+
+    async def generate(self, prompt: str) -> str:
+        try:
+            response = await self._client.invoke_endpoint(
+                EndpointName=self.endpoint_name,
+                ContentType="application/json",
+                Accept="application/json",
+                Body=self.payload(prompt),
+            )
+            async with response["Body"] as stream:
+                body = await stream.read()
+        except (BotoCoreError, ClientError) as exc:
+            raise map_sagemaker_error(exc) from exc
+        except (OSError, ValueError) as exc:  # a connection dropped or truncated mid-body
+            raise UpstreamBadResponseError("the LLM endpoint sent an incomplete answer", upstream=UPSTREAM) from exc
+        text = parse_generated_text(body)
+        return text.removeprefix(prompt).strip() if text.startswith(prompt) else text.strip()

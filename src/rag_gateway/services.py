@@ -1,0 +1,74 @@
+"""Everything a request needs that must exist once per process: clients, models, pool, pipeline.
+
+Built in the FastAPI lifespan and torn down in reverse order on shutdown (pool last, once nothing can
+submit to it any more).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+from rag_gateway.clients import make_openai_client, make_sagemaker_client
+from rag_gateway.compute import CpuPool
+from rag_gateway.corpus import CorpusCatalog
+from rag_gateway.embedding import Embedder
+from rag_gateway.llm import SageMakerLLM
+from rag_gateway.pipeline import RagPipeline
+from rag_gateway.query_expansion import QueryExpander
+from rag_gateway.reranking import build_reranker
+from rag_gateway.self_query import SelfQuery
+from rag_gateway.settings import COLLECTIONS, Settings
+from rag_gateway.vector_store import VectorStore
+
+logger = logging.getLogger("rag_gateway")
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    pool: CpuPool
+    embedder: Embedder
+    store: VectorStore
+    openai: openai.AsyncOpenAI
+    sagemaker: Any
+    catalog: CorpusCatalog
+    pipeline: RagPipeline
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    async with AsyncExitStack() as stack:
+        pool = CpuPool(settings.cpu_pool_workers)
+        stack.callback(pool.shutdown)
+        embedder = await pool.run(Embedder, settings)
+        reranker = await pool.run(build_reranker, settings, embedder)
+        store = VectorStore(settings, pool)
+        stack.push_async_callback(store.close)
+        openai_client = make_openai_client(settings)
+        stack.push_async_callback(openai_client.close)
+        sagemaker = await make_sagemaker_client(settings, stack)
+        catalog = CorpusCatalog(store, COLLECTIONS, settings.author_cache_ttl_s)
+        pipeline = RagPipeline(
+            self_query=SelfQuery(openai_client, settings.openai_model_id),
+            expander=QueryExpander(openai_client, settings.openai_model_id, settings.query_expansion_n),
+            catalog=catalog,
+            embedder=embedder,
+            store=store,
+            reranker=reranker,
+            llm=SageMakerLLM(sagemaker, settings),
+            pool=pool,
+            search_limit=settings.search_limit_per_query,
+        )
+        logger.info(
+            "services ready: embedder=%s reranker=%s store=%s",
+            embedder.model_id,
+            reranker.name,
+            "remote" if settings.uses_remote_qdrant else "local",
+        )
+        yield Services(settings, pool, embedder, store, openai_client, sagemaker, catalog, pipeline)

