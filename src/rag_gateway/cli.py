@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -55,7 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1") if os.environ.get("RAG_GATEWAY_OFFLINE", "1") == "1" else None
     args = build_parser().parse_args(argv)
     code: int = args.handler(args)
     return code

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import aioboto3
+import httpx2
 import openai
 from botocore.config import Config
 
@@ -24,7 +25,7 @@ def make_openai_client(settings: Settings) -> openai.AsyncOpenAI:
     timeout = openai.Timeout(settings.openai_timeout_s, connect=settings.openai_connect_timeout_s)
     http_client = openai.DefaultAsyncHttpxClient(
         timeout=timeout,
-        limits=openai.httpx.Limits(
+        limits=httpx2.Limits(
             max_connections=settings.openai_max_connections,
             max_keepalive_connections=settings.openai_max_keepalive,
             keepalive_expiry=30.0,
@@ -53,8 +54,9 @@ async def make_sagemaker_client(settings: Settings, stack: AsyncExitStack) -> An
     """One aioboto3 ``sagemaker-runtime`` client, closed when ``stack`` unwinds.
 
     Credentials: the Handbook's ``AWS_ACCESS_KEY``/``AWS_SECRET_KEY`` when set, else botocore's own chain
-    (``AWS_ACCESS_KEY_ID``, profiles, instance roles). The endpoint URL: ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``
-    (read by botocore itself from the environment, or from `.env` through the settings).
+    (``AWS_ACCESS_KEY_ID``, profiles, instance roles). The endpoint URL:
+    ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``, read by botocore itself from the environment, or from `.env`
+    through the settings.
     """
     credentials: dict[str, str] = {}
     if settings.aws_access_key and settings.aws_secret_key:

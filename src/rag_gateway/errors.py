@@ -14,7 +14,9 @@ class GatewayError(Exception):
     status_code = 500
     error_type = "internal_error"
 
-    def __init__(self, message: str, *, upstream: str | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, upstream: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.upstream = upstream

@@ -49,7 +49,9 @@ def parse_generated_text(body: bytes) -> str:
     try:
         data = json.loads(body)
     except ValueError as exc:
-        raise UpstreamBadResponseError("the LLM endpoint sent an unreadable answer", upstream=UPSTREAM) from exc
+        raise UpstreamBadResponseError(
+            "the LLM endpoint sent an unreadable answer", upstream=UPSTREAM
+        ) from exc
     if isinstance(data, list) and data:
         data = data[0]
     text = data.get("generated_text") if isinstance(data, dict) else None
@@ -89,6 +91,8 @@ class SageMakerLLM:
         except (BotoCoreError, ClientError) as exc:
             raise map_sagemaker_error(exc) from exc
         except (OSError, ValueError) as exc:  # a connection dropped or truncated mid-body
-            raise UpstreamBadResponseError("the LLM endpoint sent an incomplete answer", upstream=UPSTREAM) from exc
+            raise UpstreamBadResponseError(
+                "the LLM endpoint sent an incomplete answer", upstream=UPSTREAM
+            ) from exc
         text = parse_generated_text(body)
         return text.removeprefix(prompt).strip() if text.startswith(prompt) else text.strip()

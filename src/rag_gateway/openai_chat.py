@@ -33,7 +33,9 @@ def map_openai_error(exc: openai.OpenAIError, step: str) -> GatewayError:
         return UpstreamBadResponseError(
             f"{step}: the language model API returned an error (HTTP {exc.status_code})", upstream=UPSTREAM
         )
-    return UpstreamBadResponseError(f"{step}: the language model API sent an unusable answer", upstream=UPSTREAM)
+    return UpstreamBadResponseError(
+        f"{step}: the language model API sent an unusable answer", upstream=UPSTREAM
+    )
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
@@ -73,7 +75,9 @@ async def structured_chat(
         ) from exc
     choices = getattr(completion, "choices", None)
     if not isinstance(choices, list):
-        raise UpstreamBadResponseError(f"{step}: the language model API sent an unusable answer", upstream=UPSTREAM)
+        raise UpstreamBadResponseError(
+            f"{step}: the language model API sent an unusable answer", upstream=UPSTREAM
+        )
     if not choices:
         return ""
     content = getattr(getattr(choices[0], "message", None), "content", None)

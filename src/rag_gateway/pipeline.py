@@ -99,7 +99,9 @@ class RagPipeline:
         """Self-query and expansion, concurrently; the first failure cancels the other."""
         try:
             async with asyncio.TaskGroup() as group:
-                author_task = group.create_task(timings.timed("self_query", self._self_query.extract_author(query)))
+                author_task = group.create_task(
+                    timings.timed("self_query", self._self_query.extract_author(query))
+                )
                 queries_task = group.create_task(timings.timed("expand", self._expander.expand(query)))
         except BaseExceptionGroup as group_error:
             raise group_error.exceptions[0] from None

@@ -48,7 +48,9 @@ class EmbeddingReranker:
 class CrossEncoderReranker:
     """fastembed ``TextCrossEncoder`` by model id, or from a local folder (model.onnx + tokenizer files)."""
 
-    def __init__(self, model_id: str, model_path: str | None, cache_dir: str | None, threads: int | None) -> None:
+    def __init__(
+        self, model_id: str, model_path: str | None, cache_dir: str | None, threads: int | None
+    ) -> None:
         from fastembed.common.model_description import ModelSource
         from fastembed.rerank.cross_encoder import TextCrossEncoder
 
@@ -56,7 +58,10 @@ class CrossEncoderReranker:
             known = {m["model"].lower() for m in TextCrossEncoder.list_supported_models()}
             if model_id.lower() not in known:
                 TextCrossEncoder.add_custom_model(
-                    model=model_id, sources=ModelSource(hf=model_id), model_file="model.onnx", license="unknown"
+                    model=model_id,
+                    sources=ModelSource(hf=model_id),
+                    model_file="model.onnx",
+                    license="unknown",
                 )
         self.name = model_id
         self._model = TextCrossEncoder(

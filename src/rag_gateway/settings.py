@@ -1,7 +1,7 @@
 """Every knob of the gateway, read once from the environment and `.env`.
 
-Names follow the LLM Engineer's Handbook where it has one (``OPENAI_API_KEY``, ``SAGEMAKER_ENDPOINT_INFERENCE``,
-``TEMPERATURE_INFERENCE``...), so a Handbook user's `.env` carries over unchanged.
+Names follow the LLM Engineer's Handbook where it has one (``OPENAI_API_KEY``,
+``SAGEMAKER_ENDPOINT_INFERENCE``, ``TEMPERATURE_INFERENCE``...), so a Handbook user's `.env` carries over.
 """
 
 from __future__ import annotations

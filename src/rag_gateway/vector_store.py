@@ -49,7 +49,9 @@ class Hit:
 def author_filter(author: str | None) -> models.Filter | None:
     if author is None:
         return None
-    return models.Filter(must=[models.FieldCondition(key=AUTHOR_NAME_KEY, match=models.MatchValue(value=author))])
+    return models.Filter(
+        must=[models.FieldCondition(key=AUTHOR_NAME_KEY, match=models.MatchValue(value=author))]
+    )
 
 
 class VectorStore:
@@ -109,7 +111,9 @@ class VectorStore:
     async def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
-        found = await self._call("retrieve", collection, ids=list(ids), with_payload=False, with_vectors=False)
+        found = await self._call(
+            "retrieve", collection, ids=list(ids), with_payload=False, with_vectors=False
+        )
         return {str(p.id) for p in found}
 
     async def count(self, collection: str) -> int:
@@ -120,7 +124,10 @@ class VectorStore:
     async def authors(self, collections: Sequence[str]) -> set[str]:
         """Every distinct author name indexed in the given collections."""
         results = await asyncio.gather(
-            *(self._call("facet", name, key=AUTHOR_NAME_KEY, limit=10_000, exact=True) for name in collections)
+            *(
+                self._call("facet", name, key=AUTHOR_NAME_KEY, limit=10_000, exact=True)
+                for name in collections
+            )
         )
         return {str(hit.value) for result in results for hit in result.hits}
 
@@ -160,5 +167,9 @@ def _to_hit(collection: str, point: models.ScoredPoint) -> Hit:
     vector = point.vector
     array = np.asarray(vector, dtype=np.float32) if isinstance(vector, list) else None
     return Hit(
-        id=str(point.id), collection=collection, score=float(point.score), payload=point.payload or {}, vector=array
+        id=str(point.id),
+        collection=collection,
+        score=float(point.score),
+        payload=point.payload or {},
+        vector=array,
     )

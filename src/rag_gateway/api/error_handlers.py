@@ -45,7 +45,11 @@ async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
         "upstream failure: %s (%s)",
         exc.error_type,
         exc.upstream,
-        extra={"request_id": current_request_id(), "upstream": exc.upstream, "cause": type(exc.__cause__).__name__},
+        extra={
+            "request_id": current_request_id(),
+            "upstream": exc.upstream,
+            "cause": type(exc.__cause__).__name__,
+        },
     )
     headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if exc.retry_after else None
     return error_response(exc.status_code, exc.error_type, exc.message, headers)

@@ -66,7 +66,10 @@ class RequestIdMiddleware:
                 {
                     "type": "http.response.start",
                     "status": 500,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
                 }
             )
             await send_with_id({"type": "http.response.body", "body": body})

@@ -44,7 +44,9 @@ def _to_response(result: RagResult) -> RagResponse:
     )
 
 
-@router.post("/rag", response_model=RagResponse, responses=ERROR_RESPONSES, summary="Answer a question with RAG")
+@router.post(
+    "/rag", response_model=RagResponse, responses=ERROR_RESPONSES, summary="Answer a question with RAG"
+)
 async def rag(request: RagRequest, pipeline: PipelineDep, settings: SettingsDep) -> RagResponse:
     """Self-query + expansion, retrieval over every collection, reranking, then the LLM's answer."""
     if len(request.query) > settings.max_query_chars:

@@ -1,0 +1,48 @@
+# rag-gateway developer commands. `make install` is idempotent; every other target runs it first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+MODEL_DIR ?= models/all-MiniLM-L6-v2
+SHARED_ARTICLES := ../shared/data/articles.json
+INGEST_PATHS ?= $(if $(wildcard $(SHARED_ARTICLES)),$(SHARED_ARTICLES),src/rag_gateway/sample_corpus)
+PYTEST_ARGS ?=
+
+# The offline model never needs the hub; keep the hub client from trying.
+export HF_HUB_OFFLINE := 1
+export EMBEDDING_TOKENIZER_DIR ?= $(MODEL_DIR)
+
+.PHONY: install test lint format serve ingest clean
+
+install: $(VENV)/.installed $(MODEL_DIR)/.verified
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+$(MODEL_DIR)/.verified: scripts/fetch_models.py | $(VENV)/.installed
+	$(BIN)/python scripts/fetch_models.py $(MODEL_DIR)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix src tests scripts
+	$(BIN)/ruff format src tests scripts
+
+serve: install
+	$(BIN)/rag-gateway serve --host $(HOST) --port $(PORT)
+
+ingest: install
+	$(BIN)/rag-gateway ingest $(INGEST_PATHS)
+
+clean:
+	rm -rf $(VENV) models .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,25 @@
+"""Merging search results and building the prompt."""
+
+from __future__ import annotations
+
+from rag_gateway.pipeline import deduplicate
+from rag_gateway.prompt import INSTRUCTION, build_prompt
+from rag_gateway.vector_store import Hit
+
+
+def _hit(id_: str, score: float, collection: str = "embedded_articles") -> Hit:
+    payload = {"content": f"text {id_}", "platform": "medium", "author_full_name": "Ada Byron", "type": "article"}
+    return Hit(id=id_, collection=collection, score=score, payload=payload, vector=None)
+
+
+def test_deduplicate_keeps_best_score_and_first_position() -> None:
+    merged = deduplicate([[_hit("a", 0.5), _hit("b", 0.4)], [_hit("c", 0.9), _hit("a", 0.8)]])
+    assert [(h.id, h.score) for h in merged] == [("a", 0.8), ("b", 0.4), ("c", 0.9)]
+
+
+def test_prompt_has_instruction_query_and_numbered_chunks() -> None:
+    prompt = build_prompt("What is RAG?", [_hit("a", 0.5), _hit("b", 0.4, "embedded_posts")])
+    assert prompt.startswith(INSTRUCTION)
+    assert "User query: What is RAG?" in prompt
+    assert "Chunk 1:\nType: article\nPlatform: medium\nAuthor: Ada Byron\nContent: text a" in prompt
+    assert "Chunk 2:" in prompt and "Content: text b" in prompt
