@@ -86,9 +86,21 @@ class Settings(BaseSettings):
     cpu_pool_workers: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1)
     onnx_threads: int | None = Field(None, ge=1, description="Threads per ONNX session; default all cores.")
 
-    @field_validator("openai_base_url", "qdrant_url", "aws_endpoint_url_sagemaker_runtime", mode="before")
+    @field_validator(
+        "openai_base_url",
+        "qdrant_url",
+        "qdrant_api_key",
+        "aws_endpoint_url_sagemaker_runtime",
+        "aws_access_key",
+        "aws_secret_key",
+        "reranking_cross_encoder_model_path",
+        "model_cache_dir",
+        "onnx_threads",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
+        """`KEY=` in a `.env` means "not set", as it does for the optional settings in `.env.example`."""
         return None if value == "" else value
 
     @model_validator(mode="after")
