@@ -26,3 +26,90 @@ def model_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         embedding_tokenizer_dir=MODEL_DIR,
         qdrant_path=tmp_path_factory.mktemp("qdrant-empty"),
     )
+
+
+# --- live servers ------------------------------------------------------------------------------------
+import asyncio  # noqa: E402
+from collections.abc import AsyncIterator, Iterator  # noqa: E402
+
+import httpx  # noqa: E402
+
+from rag_gateway.app import create_app  # noqa: E402
+from rag_gateway.emulators import EmulatorThread  # noqa: E402
+from rag_gateway.emulators.server import RunningEmulators  # noqa: E402
+from rag_gateway.ingest import ingest_paths  # noqa: E402
+from tests.corpus import write_corpus  # noqa: E402
+from tests.servers import GatewayThread  # noqa: E402
+
+#: Secrets the gateway is configured with; tests assert they never show up in a body or a log line.
+OPENAI_TEST_KEY = "sk-test-0123456789abcdef-SECRET"
+AWS_TEST_SECRET = "aws-test-secret-key-DO-NOT-LEAK"
+
+
+@pytest.fixture(scope="session")
+def emulators() -> Iterator[RunningEmulators]:
+    thread = EmulatorThread()
+    running = thread.start()
+    yield running
+    thread.stop()
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    write_corpus(folder)
+    return folder
+
+
+def gateway_settings(emulators: RunningEmulators, qdrant_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "embedding_tokenizer_dir": MODEL_DIR,
+        "qdrant_path": qdrant_path,
+        "openai_api_key": OPENAI_TEST_KEY,
+        "openai_base_url": emulators.openai_url,
+        "openai_max_retries": 0,
+        "openai_timeout_s": 1.5,
+        "aws_access_key": "AKIDTESTGATEWAY",
+        "aws_secret_key": AWS_TEST_SECRET,
+        "aws_region": "eu-central-1",
+        "aws_endpoint_url_sagemaker_runtime": emulators.sagemaker_url,
+        "sagemaker_endpoint_inference": emulators.endpoint_name,
+        "sagemaker_read_timeout_s": 1.5,
+        "author_cache_ttl_s": 0.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+
+@pytest.fixture(scope="session")
+def ingested_qdrant(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, model_settings: Settings) -> Path:
+    path = tmp_path_factory.mktemp("qdrant-corpus")
+    settings = model_settings.model_copy(update={"qdrant_path": path})
+    asyncio.run(ingest_paths(sorted(corpus_dir.glob("*.json")), settings, progress=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def gateway_url(emulators: RunningEmulators, ingested_qdrant: Path) -> Iterator[str]:
+    """The real gateway under uvicorn on a loopback port, over the test corpus and the emulators."""
+    server = GatewayThread(create_app(gateway_settings(emulators, ingested_qdrant)))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+async def client(gateway_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(autouse=True)
+async def _clean_emulators(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every test starts with no faults queued and an empty request log."""
+    if "emulators" not in request.fixturenames:
+        yield
+        return
+    running: RunningEmulators = request.getfixturevalue("emulators")
+    for control in (running.openai, running.sagemaker):
+        await control.reset()
+    yield

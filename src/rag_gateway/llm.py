@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -90,7 +91,7 @@ class SageMakerLLM:
                 body = await stream.read()
         except (BotoCoreError, ClientError) as exc:
             raise map_sagemaker_error(exc) from exc
-        except (OSError, ValueError) as exc:  # a connection dropped or truncated mid-body
+        except (aiohttp.ClientError, OSError, ValueError) as exc:  # a connection cut mid-body
             raise UpstreamBadResponseError(
                 "the LLM endpoint sent an incomplete answer", upstream=UPSTREAM
             ) from exc

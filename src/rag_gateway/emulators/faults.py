@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Target = Literal["self_query", "expansion", "chat", "invocations"]
-FaultKind = Literal["latency", "status", "hang", "malformed", "truncated", "drop"]
+FaultKind = Literal["latency", "status", "hang", "malformed", "truncated", "drop", "content"]
 
 #: The targets of the OpenAI emulator; ``chat`` means "any chat call".
 CHAT_TARGETS: frozenset[str] = frozenset({"self_query", "expansion", "chat"})
@@ -39,7 +39,8 @@ class Fault(BaseModel):
     original_status: int | None = Field(None, ge=100, le=599)
     #: Error message (SageMaker ``ModelError``: the container's original message).
     message: str | None = None
-    #: Raw body sent by a ``malformed`` fault (default: text that is not JSON).
+    #: Raw body sent by a ``malformed`` fault (default: text that is not JSON); for a ``content`` fault
+    #: (OpenAI only), the message content of an otherwise valid completion: a model answering junk.
     body: str | None = None
     #: Seconds for ``retry-after`` (and OpenAI's ``retry-after-ms``) on a ``status`` fault.
     retry_after: float | None = Field(None, ge=0)
@@ -52,6 +53,8 @@ class Fault(BaseModel):
     def _check_kind(self) -> Fault:
         if self.kind == "latency" and self.seconds is None:
             raise ValueError("a latency fault needs `seconds`")
+        if self.kind == "content" and self.body is None:
+            raise ValueError("a content fault needs `body`")
         if self.kind == "status" and self.status is None and self.error_code is None:
             raise ValueError("a status fault needs `status` or `error_code`")
         return self
@@ -89,7 +92,9 @@ class FaultPlan:
     def add(self, fault: Fault) -> None:
         """Queue ``fault``; a target this emulator never serves is a mistake, so it is refused."""
         if fault.target not in self.targets:
-            raise ValueError(f"target {fault.target!r} is not served here (use one of {sorted(self.targets)})")
+            raise ValueError(
+                f"target {fault.target!r} is not served here (use one of {sorted(self.targets)})"
+            )
         self._pending.append(_Pending(fault, fault.times))
 
     def take(self, target: str) -> Fault | None:
