@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export EMBEDDING_TOKENIZER_DIR ?= $(MODEL_DIR)
 
-.PHONY: install test lint format serve ingest clean
+.PHONY: install test lint format serve ingest demo smoke emulate clean
 
 install: $(VENV)/.installed $(MODEL_DIR)/.verified
 
@@ -43,6 +43,17 @@ serve: install
 
 ingest: install
 	$(BIN)/rag-gateway ingest $(INGEST_PATHS)
+
+demo: install
+	$(BIN)/rag-gateway demo --host $(HOST) --port $(PORT)
+
+RAG_URL ?= http://$(HOST):$(PORT)
+QUESTION ?=
+smoke: install
+	$(BIN)/rag-gateway smoke --url $(RAG_URL) $(if $(QUESTION),"$(QUESTION)",)
+
+emulate: install
+	$(BIN)/rag-gateway emulate
 
 clean:
 	rm -rf $(VENV) models .mypy_cache .ruff_cache .pytest_cache

@@ -32,8 +32,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rag_gateway.demo import add_demo_arguments, run_demo
     from rag_gateway.emulators.server import add_emulate_arguments, run_emulate
     from rag_gateway.ingest.cli import add_ingest_arguments, run_ingest
+    from rag_gateway.smoke import add_smoke_arguments, run_smoke
 
     parser = argparse.ArgumentParser(prog="rag-gateway", description="RAG gateway: serve, ingest, emulate.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="load documents into the vector store")
     add_ingest_arguments(ingest)
     ingest.set_defaults(handler=run_ingest)
+
+    demo = commands.add_parser("demo", help="emulators + sample corpus + gateway, in the foreground")
+    add_demo_arguments(demo)
+    demo.set_defaults(handler=run_demo)
+
+    smoke = commands.add_parser("smoke", help="ask a running gateway one question and check the answer")
+    add_smoke_arguments(smoke)
+    smoke.set_defaults(handler=run_smoke)
 
     emulate = commands.add_parser("emulate", help="run the OpenAI and SageMaker emulators on loopback")
     add_emulate_arguments(emulate)

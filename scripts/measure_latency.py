@@ -1,0 +1,117 @@
+"""The gateway's own cost: p50/p95 of POST /rag and of each stage, with zero-latency emulators.
+
+Starts `rag-gateway emulate` and `rag-gateway serve` as separate processes (so the load generator and the
+emulators do not share the gateway's CPU accounting), ingests the sample corpus (or the given paths) into
+a throwaway Qdrant folder, then sends sequential requests.
+
+    python scripts/measure_latency.py [--requests 200] [--ingest ../shared/data/articles.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "src" / "rag_gateway" / "sample_corpus"
+QUESTIONS = [
+    "What does Tomas Berg say about chunking articles?",
+    "Why must temperature be above zero for TGI?",
+    "How can retrieved chunks be reranked when no cross-encoder is available?",
+    "According to Maria Rivera, why must an unknown author never become a filter?",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, deadline_s: float = 60.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--ingest", type=Path, nargs="*", default=sorted(SAMPLE.glob("*.json")))
+    args = parser.parse_args()
+
+    openai_port, sagemaker_port, gateway_port = free_port(), free_port(), free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="rag-latency-"))
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "EMBEDDING_TOKENIZER_DIR": str(ROOT / "models" / "all-MiniLM-L6-v2"),
+        "QDRANT_PATH": str(workdir / "qdrant"),
+        "QDRANT_URL": "",
+        "OPENAI_API_KEY": "bench-key",
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{openai_port}/v1",
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": f"http://127.0.0.1:{sagemaker_port}",
+        "AWS_ACCESS_KEY": "bench",
+        "AWS_SECRET_KEY": "bench",
+        "LOG_LEVEL": "warning",
+    }
+    subprocess.run(["rag-gateway", "ingest", "--no-progress", *map(str, args.ingest)], env=env, check=True)
+    emulate = subprocess.Popen(
+        ["rag-gateway", "emulate", "--openai-port", str(openai_port), "--sagemaker-port", str(sagemaker_port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    serve = subprocess.Popen(["rag-gateway", "serve", "--port", str(gateway_port)], env=env)
+    try:
+        url = f"http://127.0.0.1:{gateway_port}"
+        wait_for(f"http://127.0.0.1:{openai_port}/_emulator/health")
+        wait_for(f"{url}/docs")
+        totals: list[float] = []
+        stages: dict[str, list[float]] = {}
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for i in range(args.requests + 10):
+                question = QUESTIONS[i % len(QUESTIONS)]
+                start = time.perf_counter()
+                response = client.post("/rag", json={"query": question})
+                elapsed = (time.perf_counter() - start) * 1000
+                response.raise_for_status()
+                if i < 10:  # warm-up
+                    continue
+                totals.append(elapsed)
+                for stage, ms in response.json()["timings_ms"].items():
+                    stages.setdefault(stage, []).append(ms)
+        print(f"{args.requests} sequential POST /rag, zero-latency emulators, corpus: {len(args.ingest)} file(s)")
+        print(f"{'stage':<16}{'p50 ms':>10}{'p95 ms':>10}")
+        print(f"{'client e2e':<16}{statistics.median(totals):>10.2f}{percentile(totals, 0.95):>10.2f}")
+        for stage, values in stages.items():
+            print(f"{stage:<16}{statistics.median(values):>10.2f}{percentile(values, 0.95):>10.2f}")
+        summary = {"p50_ms": statistics.median(totals), "stages_p50_ms": {k: statistics.median(v) for k, v in stages.items()}}
+        print(json.dumps(summary), file=sys.stderr)
+    finally:
+        for process in (serve, emulate):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
