@@ -77,7 +77,14 @@ def main() -> None:
     }
     subprocess.run(["rag-gateway", "ingest", "--no-progress", *map(str, args.ingest)], env=env, check=True)
     emulate = subprocess.Popen(
-        ["rag-gateway", "emulate", "--openai-port", str(openai_port), "--sagemaker-port", str(sagemaker_port)],
+        [
+            "rag-gateway",
+            "emulate",
+            "--openai-port",
+            str(openai_port),
+            "--sagemaker-port",
+            str(sagemaker_port),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
     )
@@ -100,12 +107,17 @@ def main() -> None:
                 totals.append(elapsed)
                 for stage, ms in response.json()["timings_ms"].items():
                     stages.setdefault(stage, []).append(ms)
-        print(f"{args.requests} sequential POST /rag, zero-latency emulators, corpus: {len(args.ingest)} file(s)")
+        print(
+            f"{args.requests} sequential POST /rag, zero-latency emulators, corpus: {len(args.ingest)} file(s)"
+        )
         print(f"{'stage':<16}{'p50 ms':>10}{'p95 ms':>10}")
         print(f"{'client e2e':<16}{statistics.median(totals):>10.2f}{percentile(totals, 0.95):>10.2f}")
         for stage, values in stages.items():
             print(f"{stage:<16}{statistics.median(values):>10.2f}{percentile(values, 0.95):>10.2f}")
-        summary = {"p50_ms": statistics.median(totals), "stages_p50_ms": {k: statistics.median(v) for k, v in stages.items()}}
+        summary = {
+            "p50_ms": statistics.median(totals),
+            "stages_p50_ms": {k: statistics.median(v) for k, v in stages.items()},
+        }
         print(json.dumps(summary), file=sys.stderr)
     finally:
         for process in (serve, emulate):

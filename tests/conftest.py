@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rag_gateway.settings import Settings  # noqa: E402
+from rag_gateway.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = PROJECT_ROOT / "models" / "all-MiniLM-L6-v2"
@@ -37,7 +37,7 @@ import httpx  # noqa: E402
 from rag_gateway.app import create_app  # noqa: E402
 from rag_gateway.emulators import EmulatorThread  # noqa: E402
 from rag_gateway.emulators.server import RunningEmulators  # noqa: E402
-from rag_gateway.ingest import ingest_paths  # noqa: E402
+from rag_gateway.ingest import IngestReport, ingest_paths  # noqa: E402
 from tests.corpus import write_corpus  # noqa: E402
 from tests.servers import GatewayThread  # noqa: E402
 
@@ -82,11 +82,26 @@ def gateway_settings(emulators: RunningEmulators, qdrant_path: Path, **overrides
 
 
 @pytest.fixture(scope="session")
-def ingested_qdrant(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, model_settings: Settings) -> Path:
+def ingested_qdrant(
+    tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, model_settings: Settings
+) -> Path:
     path = tmp_path_factory.mktemp("qdrant-corpus")
     settings = model_settings.model_copy(update={"qdrant_path": path})
     asyncio.run(ingest_paths(sorted(corpus_dir.glob("*.json")), settings, progress=False))
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_articles_ingest(
+    tmp_path_factory: pytest.TempPathFactory, model_settings: Settings
+) -> tuple[Path, IngestReport]:
+    """The real ../shared/data/articles.json, ingested once per session (about 40 s on 2 cores)."""
+    articles = SHARED_DATA / "articles.json"
+    if not articles.is_file():
+        pytest.skip("../shared/data/articles.json not present")
+    path = tmp_path_factory.mktemp("qdrant-shared")
+    settings = model_settings.model_copy(update={"qdrant_path": path})
+    return path, asyncio.run(ingest_paths([articles], settings, progress=False))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ ARTICLES = [
             "Title": "Punched cards and the analytical engine",
             "Subtitle": "How a loom idea became programming",
             "Content": (
-                "The analytical engine read its programs from punched cards, an idea borrowed from the Jacquard "
+                "The analytical engine read its programs from punched cards, an idea borrowed from the "
+                "Jacquard "
                 "loom. Each card encoded an operation or a number. Operation cards told the mill what to do, "
                 "and variable cards told it where to find the numbers in the store. Because the cards could be "
                 "chained and repeated, the engine could loop, which is the heart of programming. "
@@ -50,7 +51,9 @@ ARTICLES = [
 POSTS = [
     {
         "_id": "b2000000-0000-4000-8000-000000000001",
-        "content": {"text": "Bernoulli numbers were the first published program: a table of operations for the engine."},
+        "content": {
+            "text": "Bernoulli numbers were the first published program: a table of operations for the engine."
+        },
         "platform": "linkedin",
         "link": "https://social.example.com/ada/bernoulli",
         **ADA,

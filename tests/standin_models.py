@@ -29,7 +29,9 @@ def build_keyword_cross_encoder(dest: Path, tokenizer_dir: Path, keyword_token_i
         helper.make_node("Cast", ["counted"], ["counted_f"], to=TensorProto.FLOAT),
         helper.make_node("ReduceSum", ["counted_f", "axes"], ["logits"], keepdims=1),
     ]
-    graph = helper.make_graph(nodes, "keyword_cross_encoder", [input_ids, attention_mask], [logits], [keyword, axes])
+    graph = helper.make_graph(
+        nodes, "keyword_cross_encoder", [input_ids, attention_mask], [logits], [keyword, axes]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)

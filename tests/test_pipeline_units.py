@@ -8,7 +8,12 @@ from rag_gateway.vector_store import Hit
 
 
 def _hit(id_: str, score: float, collection: str = "embedded_articles") -> Hit:
-    payload = {"content": f"text {id_}", "platform": "medium", "author_full_name": "Ada Byron", "type": "article"}
+    payload = {
+        "content": f"text {id_}",
+        "platform": "medium",
+        "author_full_name": "Ada Byron",
+        "type": "article",
+    }
     return Hit(id=id_, collection=collection, score=score, payload=payload, vector=None)
 
 

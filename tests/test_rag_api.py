@@ -16,7 +16,9 @@ async def _targets(emulators: RunningEmulators) -> list[str]:
 
 
 async def test_answer_with_sources_best_first(client: httpx.AsyncClient, emulators: RunningEmulators) -> None:
-    response = await client.post("/rag", json={"query": "What does the poke test tell you about sourdough dough?", "k": 2})
+    response = await client.post(
+        "/rag", json={"query": "What does the poke test tell you about sourdough dough?", "k": 2}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["request_id"] == response.headers["x-request-id"]
@@ -30,7 +32,10 @@ async def test_answer_with_sources_best_first(client: httpx.AsyncClient, emulato
     # the emulated LLM answers from the context it was given: the best chunk's author is in it
     assert "Ben Marsh" in body["answer"]
     assert body["author_filter"] is None
-    assert body["queries"][0] == "What does the poke test tell you about sourdough dough?" and len(body["queries"]) == 3
+    assert (
+        body["queries"][0] == "What does the poke test tell you about sourdough dough?"
+        and len(body["queries"]) == 3
+    )
     assert {"self_query", "expand", "embed", "search", "rerank", "llm", "total"} <= set(body["timings_ms"])
     assert await _targets(emulators) == ["expansion", "invocations", "self_query"]
 
@@ -67,7 +72,9 @@ async def test_a_known_author_scopes_retrieval_to_that_author(client: httpx.Asyn
 
 
 async def test_an_unknown_author_does_not_filter(client: httpx.AsyncClient) -> None:
-    response = await client.post("/rag", json={"query": "What did John Smith write about sourdough proofing?"})
+    response = await client.post(
+        "/rag", json={"query": "What did John Smith write about sourdough proofing?"}
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["author_filter"] is None
@@ -77,7 +84,9 @@ async def test_an_unknown_author_does_not_filter(client: httpx.AsyncClient) -> N
 async def test_junk_from_query_expansion_falls_back_to_the_original_query(
     client: httpx.AsyncClient, emulators: RunningEmulators
 ) -> None:
-    await emulators.openai.add_fault(target="expansion", kind="content", body="Sure! Here are some questions:")
+    await emulators.openai.add_fault(
+        target="expansion", kind="content", body="Sure! Here are some questions:"
+    )
     response = await client.post("/rag", json={"query": "How is a sourdough starter fed?"})
     assert response.status_code == 200
     body = response.json()
@@ -115,7 +124,9 @@ async def test_bad_input_gets_a_clear_422_and_calls_nothing(
 
 
 @pytest.mark.parametrize("raw", [b'{"query": "unterminated', b"not json", b""])
-async def test_malformed_json_gets_422(client: httpx.AsyncClient, emulators: RunningEmulators, raw: bytes) -> None:
+async def test_malformed_json_gets_422(
+    client: httpx.AsyncClient, emulators: RunningEmulators, raw: bytes
+) -> None:
     response = await client.post("/rag", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["error"]["type"] == "invalid_request"
@@ -127,7 +138,9 @@ async def test_a_sane_caller_request_id_is_echoed(client: httpx.AsyncClient) -> 
     assert response.headers["x-request-id"] == "trace-abc_123"
     assert response.json()["request_id"] == "trace-abc_123"
     hostile = await client.post("/rag", json={"query": ""}, headers={"X-Request-ID": "bad id\twith<junk>"})
-    assert hostile.headers["x-request-id"] != "bad id\twith<junk>" and len(hostile.headers["x-request-id"]) == 32
+    assert (
+        hostile.headers["x-request-id"] != "bad id\twith<junk>" and len(hostile.headers["x-request-id"]) == 32
+    )
 
 
 # --- upstream faults -----------------------------------------------------------------------------------
@@ -170,7 +183,11 @@ def _assert_safe_error(response: httpx.Response, status: int, error_type: str) -
 
 @pytest.mark.parametrize(("fault", "status", "error_type"), SAGEMAKER_FAULTS)
 async def test_sagemaker_faults_map_to_safe_5xx_and_the_next_request_succeeds(
-    client: httpx.AsyncClient, emulators: RunningEmulators, fault: dict[str, object], status: int, error_type: str
+    client: httpx.AsyncClient,
+    emulators: RunningEmulators,
+    fault: dict[str, object],
+    status: int,
+    error_type: str,
 ) -> None:
     await emulators.sagemaker.add_fault(target="invocations", **fault)
     response = await client.post("/rag", json={"query": "What are punched cards?"})

@@ -36,7 +36,10 @@ def test_embedding_reranker_puts_the_relevant_chunk_first(embedder: Embedder) ->
 
 def test_embedding_reranker_embeds_chunks_stored_without_vectors(embedder: Embedder) -> None:
     query = "kubernetes pod keeps restarting"
-    hits = [_hit("a", "Pie recipes for autumn."), _hit("b", "A pod restarts when it is OOMKilled by kubernetes.")]
+    hits = [
+        _hit("a", "Pie recipes for autumn."),
+        _hit("b", "A pod restarts when it is OOMKilled by kubernetes."),
+    ]
     scores = EmbeddingReranker(embedder).score(query, embedder.embed([query])[0], hits)
     assert scores[1] > scores[0]
 
@@ -47,8 +50,12 @@ def test_top_k_keeps_k_best_and_retrieval_order_on_ties() -> None:
     assert [hit.id for hit, _ in ranked] == ["1", "0", "2"]
 
 
-def test_cross_encoder_from_a_local_folder_scores_with_the_onnx_model(tmp_path: Path, model_settings: Settings) -> None:
-    vocab = json.loads((model_settings.embedding_tokenizer_dir / "tokenizer.json").read_text())["model"]["vocab"]
+def test_cross_encoder_from_a_local_folder_scores_with_the_onnx_model(
+    tmp_path: Path, model_settings: Settings
+) -> None:
+    vocab = json.loads((model_settings.embedding_tokenizer_dir / "tokenizer.json").read_text())["model"][
+        "vocab"
+    ]
     model_dir = build_keyword_cross_encoder(
         tmp_path / "ce", model_settings.embedding_tokenizer_dir, vocab["vector"]
     )

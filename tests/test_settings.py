@@ -36,12 +36,16 @@ def test_a_handbook_env_file_carries_over(tmp_path: Path, monkeypatch: pytest.Mo
         64,
     )
     assert settings.qdrant_url is None and not settings.uses_remote_qdrant
-    assert "sk-handbook-secret" not in repr(settings) and "sk-handbook-secret" not in str(settings.model_dump())
+    assert "sk-handbook-secret" not in repr(settings) and "sk-handbook-secret" not in str(
+        settings.model_dump()
+    )
 
 
 def test_env_example_is_loadable_and_complete(tmp_path: Path) -> None:
     example = (PROJECT_ROOT / ".env.example").read_text()
-    documented = {line.split("=", 1)[0] for line in example.splitlines() if "=" in line and not line.startswith("#")}
+    documented = {
+        line.split("=", 1)[0] for line in example.splitlines() if "=" in line and not line.startswith("#")
+    }
     assert {name.upper() for name in Settings.model_fields} <= documented
     Settings(_env_file=PROJECT_ROOT / ".env.example")  # type: ignore[call-arg]
 

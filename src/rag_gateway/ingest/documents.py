@@ -5,8 +5,9 @@ The kind of a record (and so its collection) is decided, in this order, by:
 
 1. an explicit ``"type"`` field: ``"article"``, ``"post"`` or ``"repository"``;
 2. the file name: ``articles*.json``, ``posts*.json``, ``repositories*.json`` (case-insensitive);
-3. the shape of ``content``: ``Title`` and ``Content`` keys make an article; a top-level ``name`` with a
-   ``content`` dict of file path -> text makes a repository; anything else is a post.
+3. the shape of ``content``: a ``Title`` or ``Content`` key makes an article (either one, so an article
+   missing the other is reported as a broken article rather than stored as a post); a top-level ``name``
+   with a ``content`` dict of file path -> text makes a repository; anything else is a post.
 
 Every file and record is checked before anything is written, so one bad record never leaves a half-loaded
 store; all problems found are reported together, each naming the file, the record index and the field.
@@ -18,9 +19,9 @@ import json
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from rag_gateway.ingest.errors import IngestError
 
@@ -132,8 +133,6 @@ _MODEL_BY_KIND: dict[DocumentKind, type[Document]] = {
     DocumentKind.REPOSITORY: RepositoryDocument,
 }
 
-_TYPE_FIELD = TypeAdapter(Literal["article", "post", "repository"])
-
 
 def kind_from_filename(path: Path) -> DocumentKind | None:
     stem = path.stem.lower()
@@ -147,7 +146,7 @@ def infer_kind(record: dict[str, Any]) -> DocumentKind:
     """Guess the kind from the shape of a record that names none."""
     content = record.get("content")
     if isinstance(content, dict):
-        if "Title" in content and "Content" in content:
+        if "Title" in content or "Content" in content:
             return DocumentKind.ARTICLE
         if "name" in record and content and all(isinstance(v, str) for v in content.values()):
             return DocumentKind.REPOSITORY
@@ -175,29 +174,41 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _format_validation_error(error: ValidationError) -> list[str]:
-    problems = []
+def _json_type(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _describe_validation_error(error: ValidationError) -> str:
+    """One line per record: missing fields together, then each other problem with its field."""
+    missing: list[str] = []
+    other: list[str] = []
     for item in error.errors(include_url=False):
         field = ".".join(str(part) for part in item["loc"]) or "<record>"
-        problems.append(f"field '{field}': {item['msg']}")
-    return problems
+        if item["type"] == "missing":
+            missing.append(f"'{field}'")
+        else:
+            other.append(f"field '{field}': {item['msg']}")
+    if missing:
+        other.insert(0, f"missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    return "; ".join(other)
 
 
-def _parse_record(record: object, file_kind: DocumentKind | None) -> Document | list[str]:
-    """A typed document, or the problems found in the record."""
+def _parse_record(record: object, file_kind: DocumentKind | None) -> Document | str:
+    """A typed document, or what is wrong with the record."""
     if not isinstance(record, dict):
-        return [f"expected a JSON object, got {type(record).__name__}"]
+        return f"expected a JSON object, got {_json_type(record)}"
     if "type" in record:
         try:
-            kind = DocumentKind(_TYPE_FIELD.validate_python(record["type"]))
-        except ValidationError:
-            return [f"field 'type': must be 'article', 'post' or 'repository', got {record['type']!r}"]
+            kind = DocumentKind(record["type"])
+        except ValueError:
+            return f"field 'type': must be 'article', 'post' or 'repository', got {record['type']!r}"
     else:
         kind = file_kind or infer_kind(record)
     try:
         return _MODEL_BY_KIND[kind].model_validate(record)
     except ValidationError as error:
-        return [f"{kind.value}: {problem}" for problem in _format_validation_error(error)]
+        return f"{kind.value}: {_describe_validation_error(error)}"
 
 
 def load_file(path: Path) -> tuple[list[Document], list[str]]:
@@ -211,17 +222,21 @@ def load_file(path: Path) -> tuple[list[Document], list[str]]:
     except json.JSONDecodeError as error:
         return [], [f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"]
     if not isinstance(data, list):
-        return [], [f"{path}: expected a JSON array of documents, got a JSON {type(data).__name__}"]
+        return [], [f"{path}: expected a JSON array of documents, got a JSON {_json_type(data)}"]
     file_kind = kind_from_filename(path)
     documents: list[Document] = []
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []
     for index, record in enumerate(data):
         parsed = _parse_record(record, file_kind)
-        if isinstance(parsed, list):
-            problems.extend(f"{path}: record {index}: {problem}" for problem in parsed)
+        if isinstance(parsed, str):
+            problems.append((index, parsed))
         else:
             documents.append(parsed)
-    return documents, problems
+    if len(problems) > 1 and not documents:
+        # Probably not an export at all (e.g. queries.json in the same folder): say so once.
+        index, problem = problems[0]
+        return [], [f"{path}: none of its {len(data)} records is a document (record {index}: {problem})"]
+    return documents, [f"{path}: record {index}: {problem}" for index, problem in problems]
 
 
 def load_documents(paths: Sequence[Path]) -> list[Document]:
