@@ -30,7 +30,9 @@ def model_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 # --- live servers ------------------------------------------------------------------------------------
 import asyncio  # noqa: E402
-from collections.abc import AsyncIterator, Iterator  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+from collections.abc import AsyncIterator, Callable, Iterator  # noqa: E402
 
 import httpx  # noqa: E402
 
@@ -67,7 +69,11 @@ def gateway_settings(emulators: RunningEmulators, qdrant_path: Path, **overrides
         "qdrant_path": qdrant_path,
         "openai_api_key": OPENAI_TEST_KEY,
         "openai_base_url": emulators.openai_url,
-        "openai_max_retries": 0,
+        "retry_max_attempts": 2,
+        "retry_base_delay_s": 0.01,
+        "retry_max_delay_s": 0.05,
+        "breaker_failure_threshold": 1000,
+        "query_understanding_timeout_s": 1.0,
         "openai_timeout_s": 1.5,
         "aws_access_key": "AKIDTESTGATEWAY",
         "aws_secret_key": AWS_TEST_SECRET,
@@ -128,3 +134,30 @@ async def _clean_emulators(request: pytest.FixtureRequest) -> AsyncIterator[None
     for control in (running.openai, running.sagemaker):
         await control.reset()
     yield
+
+
+@pytest.fixture
+def start_gateway(
+    emulators: RunningEmulators, ingested_qdrant: Path, tmp_path: Path
+) -> Iterator[Callable[..., str]]:
+    """Start an extra gateway with setting overrides, on its own copy of the test corpus."""
+    started: list[GatewayThread] = []
+
+    def start(**overrides: object) -> str:
+        qdrant_copy = tmp_path / f"qdrant-{len(started)}"
+        shutil.copytree(ingested_qdrant, qdrant_copy, ignore=shutil.ignore_patterns(".lock"))
+        server = GatewayThread(create_app(gateway_settings(emulators, qdrant_copy, **overrides)))
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens: connecting is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

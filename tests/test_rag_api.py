@@ -6,7 +6,6 @@ import httpx
 import pytest
 
 from rag_gateway.emulators.server import RunningEmulators
-from tests.conftest import AWS_TEST_SECRET, OPENAI_TEST_KEY
 from tests.corpus import ADA, BEN
 
 
@@ -141,78 +140,6 @@ async def test_a_sane_caller_request_id_is_echoed(client: httpx.AsyncClient) -> 
     assert (
         hostile.headers["x-request-id"] != "bad id\twith<junk>" and len(hostile.headers["x-request-id"]) == 32
     )
-
-
-# --- upstream faults -----------------------------------------------------------------------------------
-SAGEMAKER_FAULTS = [
-    ({"kind": "status", "error_code": "ModelError", "original_status": 422}, 502, "upstream_bad_response"),
-    ({"kind": "status", "error_code": "ValidationError"}, 502, "upstream_bad_response"),
-    ({"kind": "status", "error_code": "InternalFailure"}, 502, "upstream_bad_response"),
-    ({"kind": "status", "error_code": "ModelNotReadyException"}, 503, "upstream_unavailable"),
-    ({"kind": "status", "error_code": "ServiceUnavailable"}, 503, "upstream_unavailable"),
-    ({"kind": "status", "error_code": "ThrottlingException"}, 503, "upstream_unavailable"),
-    ({"kind": "hang", "seconds": 30}, 504, "upstream_timeout"),
-    ({"kind": "malformed"}, 502, "upstream_bad_response"),
-    ({"kind": "malformed", "body": '[{"text": "no generated_text here"}]'}, 502, "upstream_bad_response"),
-    ({"kind": "truncated"}, 502, "upstream_bad_response"),
-    ({"kind": "drop"}, 502, "upstream_bad_response"),
-]
-
-OPENAI_FAULTS = [
-    ({"kind": "status", "status": 429, "retry_after": 7}, 503, "upstream_unavailable"),
-    ({"kind": "status", "status": 503}, 503, "upstream_unavailable"),
-    ({"kind": "status", "status": 500}, 502, "upstream_bad_response"),
-    ({"kind": "status", "status": 401}, 502, "upstream_bad_response"),
-    ({"kind": "hang", "seconds": 30}, 504, "upstream_timeout"),
-    ({"kind": "malformed"}, 502, "upstream_bad_response"),
-    ({"kind": "drop"}, 503, "upstream_unavailable"),
-]
-
-
-def _assert_safe_error(response: httpx.Response, status: int, error_type: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "request_id"}
-    assert body["error"]["type"] == error_type
-    assert body["request_id"] == response.headers["x-request-id"]
-    text = response.text
-    for secret in (OPENAI_TEST_KEY, AWS_TEST_SECRET, "127.0.0.1", "Traceback", "botocore", "aiohttp"):
-        assert secret not in text
-    assert len(body["error"]["message"]) < 120
-
-
-@pytest.mark.parametrize(("fault", "status", "error_type"), SAGEMAKER_FAULTS)
-async def test_sagemaker_faults_map_to_safe_5xx_and_the_next_request_succeeds(
-    client: httpx.AsyncClient,
-    emulators: RunningEmulators,
-    fault: dict[str, object],
-    status: int,
-    error_type: str,
-) -> None:
-    await emulators.sagemaker.add_fault(target="invocations", **fault)
-    response = await client.post("/rag", json={"query": "What are punched cards?"})
-    _assert_safe_error(response, status, error_type)
-    assert (await client.post("/rag", json={"query": "What are punched cards?"})).status_code == 200
-
-
-@pytest.mark.parametrize("target", ["self_query", "expansion"])
-@pytest.mark.parametrize(("fault", "status", "error_type"), OPENAI_FAULTS)
-async def test_openai_faults_map_to_safe_5xx_and_the_next_request_succeeds(
-    client: httpx.AsyncClient,
-    emulators: RunningEmulators,
-    target: str,
-    fault: dict[str, object],
-    status: int,
-    error_type: str,
-) -> None:
-    await emulators.openai.add_fault(target=target, **fault)
-    response = await client.post("/rag", json={"query": "What are punched cards?"})
-    _assert_safe_error(response, status, error_type)
-    if fault.get("retry_after"):
-        assert response.headers["retry-after"] == "7"
-    assert (await client.post("/rag", json={"query": "What are punched cards?"})).status_code == 200
-    # nothing reached the LLM for the failed request
-    assert len(await emulators.sagemaker.requests()) == 1
 
 
 async def test_unknown_route_uses_the_error_shape(client: httpx.AsyncClient) -> None:

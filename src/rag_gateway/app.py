@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from rag_gateway import __version__
+from rag_gateway.api.admission import AdmissionMiddleware
 from rag_gateway.api.error_handlers import install_error_handlers
 from rag_gateway.api.request_id import RequestIdMiddleware
 from rag_gateway.api.routes import router
@@ -33,5 +34,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(
+        AdmissionMiddleware,
+        max_in_flight=resolved.max_in_flight_requests,
+        max_body_bytes=resolved.max_body_bytes,
+    )
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer, refusals included, has an id
     return app

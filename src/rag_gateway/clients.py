@@ -1,10 +1,9 @@
 """Long-lived upstream clients, built once per process in the lifespan and shared by every request.
 
-Retry ownership (one layer per upstream, so attempts are never multiplied):
-- OpenAI: the openai SDK retries (``OPENAI_MAX_RETRIES``): connection errors, 408/409/429/5xx, honouring
-  ``Retry-After``.
-- SageMaker: botocore makes exactly one attempt. Its default would retry read timeouts, and a retried
-  invocation regenerates a whole answer on the GPU while the client has already given up.
+Retry ownership: the SDKs make exactly one attempt each (openai ``max_retries=0``, botocore
+``total_max_attempts=1``); every retry belongs to the gateway's per-upstream guard
+(`rag_gateway.resilience.guard`), so attempts are never multiplied. botocore's default would also retry read
+timeouts, and a retried invocation regenerates a whole answer on the GPU.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ def make_openai_client(settings: Settings) -> openai.AsyncOpenAI:
         api_key=settings.openai_api_key.get_secret_value() or "missing-key",
         base_url=settings.openai_base_url,
         timeout=timeout,
-        max_retries=settings.openai_max_retries,
+        max_retries=0,
         http_client=http_client,
     )
 

@@ -15,12 +15,22 @@ class GatewayError(Exception):
     error_type = "internal_error"
 
     def __init__(
-        self, message: str, *, upstream: str | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        upstream: str | None = None,
+        retry_after: float | None = None,
+        retryable: bool = False,
+        counts_as_upstream_failure: bool = True,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.upstream = upstream
         self.retry_after = retry_after
+        #: Safe to try again: the upstream did not (or could not have) done the work.
+        self.retryable = retryable
+        #: Whether the upstream's circuit breaker should count it (a rejected bad request does not).
+        self.counts_as_upstream_failure = counts_as_upstream_failure
 
 
 class UpstreamBadResponseError(GatewayError):
@@ -42,3 +52,17 @@ class UpstreamTimeoutError(GatewayError):
 
     status_code = 504
     error_type = "upstream_timeout"
+
+
+class OverloadedError(GatewayError):
+    """The gateway itself is at capacity (503, with Retry-After)."""
+
+    status_code = 503
+    error_type = "overloaded"
+
+
+class DeadlineExceededError(GatewayError):
+    """The request's end-to-end deadline passed (504)."""
+
+    status_code = 504
+    error_type = "deadline_exceeded"

@@ -20,6 +20,7 @@ from rag_gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from rag_gateway.resilience import UpstreamGuard
 from rag_gateway.settings import Settings
 
 UPSTREAM = "sagemaker"
@@ -30,19 +31,43 @@ UNAVAILABLE_CODES = {"ModelNotReadyException", "ServiceUnavailable", "Throttling
 def map_sagemaker_error(exc: Exception) -> GatewayError:
     """Translate botocore's exceptions into what the client should see (never its text)."""
     if isinstance(exc, ReadTimeoutError):
+        # not retried: the endpoint may still be generating, and a retry regenerates the whole answer
         return UpstreamTimeoutError("the LLM endpoint timed out", upstream=UPSTREAM)
     if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):
-        return UpstreamUnavailableError("the LLM endpoint is unreachable", upstream=UPSTREAM)
+        return UpstreamUnavailableError("the LLM endpoint is unreachable", upstream=UPSTREAM, retryable=True)
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         if code in UNAVAILABLE_CODES:
-            return UpstreamUnavailableError("the LLM endpoint is busy or not ready", upstream=UPSTREAM)
-        if code == "ModelError":
+            return UpstreamUnavailableError(
+                "the LLM endpoint is busy or not ready",
+                upstream=UPSTREAM,
+                retryable=True,
+                retry_after=_retry_after(exc),
+            )
+        if code == "ModelError":  # a generation error: never retried
             original = exc.response.get("OriginalStatusCode")
             detail = f" (model status {original})" if isinstance(original, int) else ""
-            return UpstreamBadResponseError(f"the LLM rejected the request{detail}", upstream=UPSTREAM)
+            client_fault = isinstance(original, int) and 400 <= original < 500
+            return UpstreamBadResponseError(
+                f"the LLM rejected the request{detail}",
+                upstream=UPSTREAM,
+                counts_as_upstream_failure=not client_fault,
+            )
+        if code == "ValidationError":
+            return UpstreamBadResponseError(
+                "the LLM endpoint rejected the request", upstream=UPSTREAM, counts_as_upstream_failure=False
+            )
         return UpstreamBadResponseError("the LLM endpoint returned an error", upstream=UPSTREAM)
     return UpstreamBadResponseError("the LLM endpoint failed", upstream=UPSTREAM)
+
+
+def _retry_after(exc: ClientError) -> float | None:
+    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    raw = headers.get("retry-after")
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
 
 
 def parse_generated_text(body: bytes) -> str:
@@ -64,8 +89,9 @@ def parse_generated_text(body: bytes) -> str:
 class SageMakerLLM:
     """Generates an answer with ``invoke_endpoint`` on the shared ``sagemaker-runtime`` client."""
 
-    def __init__(self, client: Any, settings: Settings) -> None:
+    def __init__(self, client: Any, guard: UpstreamGuard, settings: Settings) -> None:
         self._client = client
+        self._guard = guard
         self.endpoint_name = settings.sagemaker_endpoint_inference
         # Built once: TGI validates these (temperature > 0, 0 < top_p < 1); the settings enforce it too.
         self._parameters = {
@@ -80,6 +106,9 @@ class SageMakerLLM:
         return json.dumps({"inputs": prompt, "parameters": self._parameters}).encode()
 
     async def generate(self, prompt: str) -> str:
+        return await self._guard.call(lambda: self._generate_once(prompt))
+
+    async def _generate_once(self, prompt: str) -> str:
         try:
             response = await self._client.invoke_endpoint(
                 EndpointName=self.endpoint_name,

@@ -12,6 +12,7 @@ from rag_gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from rag_gateway.resilience.guard import UpstreamGuard
 
 UPSTREAM = "openai"
 
@@ -19,19 +20,27 @@ UPSTREAM = "openai"
 def map_openai_error(exc: openai.OpenAIError, step: str) -> GatewayError:
     """Translate an openai SDK exception (after its own retries) into what the client should see."""
     if isinstance(exc, openai.APITimeoutError):
-        return UpstreamTimeoutError(f"{step}: the language model API timed out", upstream=UPSTREAM)
+        return UpstreamTimeoutError(
+            f"{step}: the language model API timed out", upstream=UPSTREAM, retryable=True
+        )
     if isinstance(exc, openai.APIConnectionError):
-        return UpstreamUnavailableError(f"{step}: the language model API is unreachable", upstream=UPSTREAM)
+        return UpstreamUnavailableError(
+            f"{step}: the language model API is unreachable", upstream=UPSTREAM, retryable=True
+        )
     if isinstance(exc, openai.APIStatusError):
-        retry_after = _retry_after(exc)
-        if exc.status_code == 429 or exc.status_code == 503:
+        status = exc.status_code
+        if status in (429, 503):
             return UpstreamUnavailableError(
                 f"{step}: the language model API is overloaded or rate-limited",
                 upstream=UPSTREAM,
-                retry_after=retry_after,
+                retry_after=_retry_after(exc),
+                retryable=True,
             )
         return UpstreamBadResponseError(
-            f"{step}: the language model API returned an error (HTTP {exc.status_code})", upstream=UPSTREAM
+            f"{step}: the language model API returned an error (HTTP {status})",
+            upstream=UPSTREAM,
+            retryable=status >= 500,
+            counts_as_upstream_failure=status >= 500 or status in (401, 403),
         )
     return UpstreamBadResponseError(
         f"{step}: the language model API sent an unusable answer", upstream=UPSTREAM
@@ -48,6 +57,7 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
 
 async def structured_chat(
     client: openai.AsyncOpenAI,
+    guard: UpstreamGuard,
     *,
     model: str,
     system: str,
@@ -56,29 +66,39 @@ async def structured_chat(
     schema: dict[str, Any],
     step: str,
 ) -> str:
-    """One chat completion constrained to a JSON schema; returns the raw message content ('' if none)."""
-    try:
-        completion = await client.chat.completions.create(
-            model=model,
-            messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-            response_format={
-                "type": "json_schema",
-                "json_schema": {"name": schema_name, "schema": schema, "strict": True},
-            },
-            temperature=0,
-        )
-    except openai.OpenAIError as exc:
-        raise map_openai_error(exc, step) from exc
-    except ValueError as exc:  # a body that is not JSON at all
-        raise UpstreamBadResponseError(
-            f"{step}: the language model API sent an unusable answer", upstream=UPSTREAM
-        ) from exc
-    choices = getattr(completion, "choices", None)
-    if not isinstance(choices, list):
-        raise UpstreamBadResponseError(
-            f"{step}: the language model API sent an unusable answer", upstream=UPSTREAM
-        )
-    if not choices:
-        return ""
-    content = getattr(getattr(choices[0], "message", None), "content", None)
-    return content if isinstance(content, str) else ""
+    """One chat completion constrained to a JSON schema; returns the raw message content ('' if none).
+
+    The system prompt and the user's text travel as separate messages, so nothing a user writes can
+    rewrite the instruction.
+    """
+
+    async def attempt() -> str:
+        try:
+            completion = await client.chat.completions.create(
+                model=model,
+                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+                },
+                temperature=0,
+            )
+        except openai.OpenAIError as exc:
+            raise map_openai_error(exc, step) from exc
+        except ValueError as exc:  # a body that is not JSON at all
+            raise _unusable(step) from exc
+        choices = getattr(completion, "choices", None)
+        if not isinstance(choices, list):
+            raise _unusable(step)
+        if not choices:
+            return ""
+        content = getattr(getattr(choices[0], "message", None), "content", None)
+        return content if isinstance(content, str) else ""
+
+    return await guard.call(attempt)
+
+
+def _unusable(step: str) -> UpstreamBadResponseError:
+    return UpstreamBadResponseError(
+        f"{step}: the language model API sent an unusable answer", upstream=UPSTREAM
+    )

@@ -7,6 +7,7 @@ the bounded CPU pool so the event loop only ever waits.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,7 +16,8 @@ from typing import TypeVar
 
 from rag_gateway.compute import CpuPool
 from rag_gateway.corpus import CorpusCatalog
-from rag_gateway.embedding import Embedder
+from rag_gateway.embedding import Embedder, Vector
+from rag_gateway.errors import GatewayError, OverloadedError
 from rag_gateway.llm import SageMakerLLM
 from rag_gateway.prompt import build_prompt
 from rag_gateway.query_expansion import QueryExpander
@@ -24,6 +26,7 @@ from rag_gateway.self_query import SelfQuery
 from rag_gateway.vector_store import Hit, VectorStore
 
 T = TypeVar("T")
+logger = logging.getLogger("rag_gateway.pipeline")
 
 
 @dataclass
@@ -58,6 +61,8 @@ class RagResult:
     author: str | None
     queries: list[str]
     timings_ms: dict[str, float]
+    #: Optional steps that failed and were skipped (e.g. ``expand``, ``search:embedded_posts``, ``rerank``).
+    degraded: list[str]
 
 
 def deduplicate(result_lists: Sequence[Sequence[Hit]]) -> list[Hit]:
@@ -84,6 +89,8 @@ class RagPipeline:
         llm: SageMakerLLM,
         pool: CpuPool,
         search_limit: int,
+        understanding_budget_s: float,
+        collections: Sequence[str],
     ) -> None:
         self._self_query = self_query
         self._expander = expander
@@ -94,45 +101,106 @@ class RagPipeline:
         self._llm = llm
         self._pool = pool
         self._search_limit = search_limit
+        self._understanding_budget_s = understanding_budget_s
+        self._all_collections = tuple(collections)
 
-    async def _understand(self, query: str, timings: StageTimings) -> tuple[str | None, list[str]]:
-        """Self-query and expansion, concurrently; the first failure cancels the other."""
+    async def _optional(self, step: str, work: Awaitable[T], fallback: T, degraded: list[str]) -> T:
+        """Run a step the answer can live without; on failure, note it and carry on with ``fallback``."""
         try:
-            async with asyncio.TaskGroup() as group:
-                author_task = group.create_task(
-                    timings.timed("self_query", self._self_query.extract_author(query))
+            return await work
+        except (GatewayError, TimeoutError) as exc:
+            reason = exc.error_type if isinstance(exc, GatewayError) else "step budget exceeded"
+            logger.warning(
+                "degraded answer: skipped %s (%s)", step, reason, extra={"step": step, "reason": reason}
+            )
+            degraded.append(step)
+            return fallback
+
+    async def _within(self, budget_s: float, work: Awaitable[T]) -> T:
+        async with asyncio.timeout(budget_s):
+            return await work
+
+    async def _understand(
+        self, query: str, timings: StageTimings, degraded: list[str]
+    ) -> tuple[str | None, list[str]]:
+        """Self-query and expansion, concurrently; each may fail or run late without failing the request."""
+        budget = self._understanding_budget_s
+        return await asyncio.gather(
+            self._optional(
+                "self_query",
+                timings.timed("self_query", self._within(budget, self._self_query.extract_author(query))),
+                None,
+                degraded,
+            ),
+            self._optional(
+                "expand",
+                timings.timed("expand", self._within(budget, self._expander.expand(query))),
+                [query],
+                degraded,
+            ),
+        )
+
+    async def _search(
+        self, collections: Sequence[str], vectors: list[Vector], author: str | None, degraded: list[str]
+    ) -> list[Hit]:
+        """Every collection at once; a collection that fails is left out, the others still answer."""
+        results = await asyncio.gather(
+            *(
+                self._optional(
+                    f"search:{name}",
+                    self._store.search_collection(name, vectors, author, self._search_limit),
+                    [],
+                    degraded,
                 )
-                queries_task = group.create_task(timings.timed("expand", self._expander.expand(query)))
-        except BaseExceptionGroup as group_error:
-            raise group_error.exceptions[0] from None
-        return author_task.result(), queries_task.result()
+                for name in collections
+            )
+        )
+        return deduplicate([hits for per_query in results for hits in per_query])
+
+    async def _rerank(
+        self, query: str, vector: Vector, candidates: list[Hit], k: int, degraded: list[str]
+    ) -> list[RankedSource]:
+        vector_order = sorted(candidates, key=lambda hit: -hit.score)
+        try:
+            scores = await self._pool.run(self._reranker.score, query, vector, candidates)
+        except OverloadedError:
+            raise
+        except Exception as exc:  # a reranker bug or model failure must not cost the answer
+            logger.warning(
+                "degraded answer: skipped rerank (%s)", type(exc).__name__, extra={"step": "rerank"}
+            )
+            degraded.append("rerank")
+            return [RankedSource(hit, hit.score) for hit in vector_order[:k]]
+        return [RankedSource(hit, score) for hit, score in top_k(candidates, scores, k)]
 
     async def run(self, query: str, k: int) -> RagResult:
         timings = StageTimings()
+        degraded: list[str] = []
         with timings.stage("total"):
-            raw_author, queries = await self._understand(query, timings)
+            raw_author, queries = await self._understand(query, timings, degraded)
             with timings.stage("resolve_author"):
-                author = await self._catalog.resolve_author(raw_author)
-                collections = await self._catalog.collections()
+                author, collections = await self._optional(
+                    "resolve_author",
+                    self._catalog_lookup(raw_author),
+                    (None, self._all_collections),
+                    degraded,
+                )
             with timings.stage("embed"):
                 vectors = await self._pool.run(self._embedder.embed, queries)
             with timings.stage("search"):
-                per_collection = await asyncio.gather(
-                    *(
-                        self._store.search_collection(name, vectors, author, self._search_limit)
-                        for name in collections
-                    )
-                )
-            candidates = deduplicate([hits for lists in per_collection for hits in lists])
+                candidates = await self._search(collections, vectors, author, degraded)
             with timings.stage("rerank"):
-                scores = await self._pool.run(self._reranker.score, query, vectors[0], candidates)
-            ranked = top_k(candidates, scores, k)
-            prompt = build_prompt(query, [hit for hit, _ in ranked])
+                ranked = await self._rerank(query, vectors[0], candidates, k, degraded)
+            prompt = build_prompt(query, [source.hit for source in ranked])
             answer = await timings.timed("llm", self._llm.generate(prompt))
         return RagResult(
             answer=answer,
-            sources=[RankedSource(hit, score) for hit, score in ranked],
+            sources=ranked,
             author=author,
             queries=queries,
             timings_ms=timings.ms,
+            degraded=degraded,
         )
+
+    async def _catalog_lookup(self, raw_author: str | None) -> tuple[str | None, tuple[str, ...]]:
+        return await self._catalog.resolve_author(raw_author), await self._catalog.collections()

@@ -27,4 +27,7 @@ def build_context(hits: Sequence[Hit]) -> str:
 
 
 def build_prompt(query: str, hits: Sequence[Hit]) -> str:
-    return f"{INSTRUCTION}\nUser query: {query}\nContext: {build_context(hits)}"
+    """The query is folded onto its one line: whatever it says, it cannot add an instruction, a
+    ``Context:`` section or a chunk of its own to the prompt's structure."""
+    one_line_query = " ".join(query.split())
+    return f"{INSTRUCTION}\nUser query: {one_line_query}\nContext: {build_context(hits)}"

@@ -7,6 +7,7 @@ import json
 import openai
 
 from rag_gateway.openai_chat import structured_chat
+from rag_gateway.resilience import UpstreamGuard
 
 SYSTEM_PROMPT = (
     "You are an AI language model assistant. Your task is to generate {n} different versions of the given "
@@ -49,8 +50,11 @@ def parse_expansions(content: str, original: str, wanted: int) -> list[str]:
 
 
 class QueryExpander:
-    def __init__(self, client: openai.AsyncOpenAI, model: str, total_queries: int) -> None:
+    def __init__(
+        self, client: openai.AsyncOpenAI, guard: UpstreamGuard, model: str, total_queries: int
+    ) -> None:
         self._client = client
+        self._guard = guard
         self._model = model
         self.alternatives = total_queries - 1
 
@@ -60,6 +64,7 @@ class QueryExpander:
             return [query]
         content = await structured_chat(
             self._client,
+            self._guard,
             model=self._model,
             system=SYSTEM_PROMPT.format(n=self.alternatives),
             user=query,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 
@@ -25,6 +27,8 @@ class RagRequest(BaseModel):
         stripped = value.strip()
         if not stripped:
             raise ValueError("query must not be blank")
+        if any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\t\n\r" for ch in stripped):
+            raise ValueError("query must not contain control characters")
         return stripped
 
 
@@ -58,6 +62,7 @@ class RagResponse(BaseModel):
                     "author_filter": "Paul Iusztin",
                     "queries": ["What did Paul Iusztin write about feature pipelines?"],
                     "timings_ms": {"self_query": 210.4, "expand": 230.1, "embed": 9.8, "llm": 812.0},
+                    "degraded": [],
                     "request_id": "9f1c2b1e8a2d4c0f9b7a6e5d4c3b2a19",
                 }
             ]
@@ -69,6 +74,11 @@ class RagResponse(BaseModel):
     author_filter: str | None = Field(description="The indexed author retrieval was scoped to, if any.")
     queries: list[str] = Field(description="The original query and its expansions, as searched.")
     timings_ms: dict[str, float] = Field(description="Wall-clock milliseconds per pipeline stage.")
+    degraded: list[str] = Field(
+        default_factory=list,
+        description="Optional steps that failed and were skipped: self_query, expand, resolve_author, "
+        "search:<collection>, rerank. Empty when the answer is complete.",
+    )
     request_id: str
 
 

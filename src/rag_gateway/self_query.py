@@ -7,6 +7,7 @@ import json
 import openai
 
 from rag_gateway.openai_chat import structured_chat
+from rag_gateway.resilience import UpstreamGuard
 
 SYSTEM_PROMPT = (
     "You are an AI language model assistant. Your task is to extract information from a user question. "
@@ -36,13 +37,15 @@ def parse_author(content: str) -> str | None:
 
 
 class SelfQuery:
-    def __init__(self, client: openai.AsyncOpenAI, model: str) -> None:
+    def __init__(self, client: openai.AsyncOpenAI, guard: UpstreamGuard, model: str) -> None:
         self._client = client
+        self._guard = guard
         self._model = model
 
     async def extract_author(self, query: str) -> str | None:
         content = await structured_chat(
             self._client,
+            self._guard,
             model=self._model,
             system=SYSTEM_PROMPT,
             user=query,

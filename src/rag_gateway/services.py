@@ -22,11 +22,18 @@ from rag_gateway.llm import SageMakerLLM
 from rag_gateway.pipeline import RagPipeline
 from rag_gateway.query_expansion import QueryExpander
 from rag_gateway.reranking import build_reranker
+from rag_gateway.resilience import CircuitBreaker, RetryPolicy, UpstreamGuard
 from rag_gateway.self_query import SelfQuery
 from rag_gateway.settings import COLLECTIONS, Settings
 from rag_gateway.vector_store import VectorStore
 
 logger = logging.getLogger("rag_gateway")
+
+
+def make_guard(name: str, settings: Settings) -> UpstreamGuard:
+    policy = RetryPolicy(settings.retry_max_attempts, settings.retry_base_delay_s, settings.retry_max_delay_s)
+    breaker = CircuitBreaker(name, settings.breaker_failure_threshold, settings.breaker_reset_timeout_s)
+    return UpstreamGuard(name, policy, breaker)
 
 
 @dataclass(frozen=True)
@@ -39,31 +46,37 @@ class Services:
     sagemaker: Any
     catalog: CorpusCatalog
     pipeline: RagPipeline
+    guards: dict[str, UpstreamGuard]
 
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with AsyncExitStack() as stack:
-        pool = CpuPool(settings.cpu_pool_workers)
+        pool = CpuPool(settings.cpu_pool_workers, settings.cpu_pool_max_queue)
+        guards = {name: make_guard(name, settings) for name in ("openai", "qdrant", "sagemaker")}
         stack.callback(pool.shutdown)
         embedder = await pool.run(Embedder, settings)
         reranker = await pool.run(build_reranker, settings, embedder)
-        store = VectorStore(settings, pool)
+        store = VectorStore(settings, pool, guards["qdrant"])
         stack.push_async_callback(store.close)
         openai_client = make_openai_client(settings)
         stack.push_async_callback(openai_client.close)
         sagemaker = await make_sagemaker_client(settings, stack)
         catalog = CorpusCatalog(store, COLLECTIONS, settings.author_cache_ttl_s)
         pipeline = RagPipeline(
-            self_query=SelfQuery(openai_client, settings.openai_model_id),
-            expander=QueryExpander(openai_client, settings.openai_model_id, settings.query_expansion_n),
+            self_query=SelfQuery(openai_client, guards["openai"], settings.openai_model_id),
+            expander=QueryExpander(
+                openai_client, guards["openai"], settings.openai_model_id, settings.query_expansion_n
+            ),
             catalog=catalog,
             embedder=embedder,
             store=store,
             reranker=reranker,
-            llm=SageMakerLLM(sagemaker, settings),
+            llm=SageMakerLLM(sagemaker, guards["sagemaker"], settings),
             pool=pool,
             search_limit=settings.search_limit_per_query,
+            understanding_budget_s=settings.query_understanding_timeout_s,
+            collections=COLLECTIONS,
         )
         logger.info(
             "services ready: embedder=%s reranker=%s store=%s",
@@ -71,4 +84,4 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             reranker.name,
             "remote" if settings.uses_remote_qdrant else "local",
         )
-        yield Services(settings, pool, embedder, store, openai_client, sagemaker, catalog, pipeline)
+        yield Services(settings, pool, embedder, store, openai_client, sagemaker, catalog, pipeline, guards)

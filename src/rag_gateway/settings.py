@@ -37,6 +37,24 @@ class Settings(BaseSettings):
     default_top_k: int = Field(3, ge=1, le=20, description="Sources kept after reranking when k is omitted.")
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query, in characters.")
     log_level: str = "info"
+    request_timeout_s: PositiveFloat = Field(
+        30.0, description="End-to-end deadline; a client may ask for less with X-Request-Timeout."
+    )
+    max_in_flight_requests: int = Field(128, ge=1, description="Beyond this, 503 + Retry-After at once.")
+    max_body_bytes: int = Field(65536, ge=1024, description="Larger request bodies get 413.")
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, description="In-flight requests may finish this long on SIGTERM."
+    )
+
+    # --- Resilience ---------------------------------------------------------------------------------
+    retry_max_attempts: int = Field(3, ge=1, le=10, description="Attempts per upstream call, first included.")
+    retry_base_delay_s: float = Field(0.1, ge=0)
+    retry_max_delay_s: float = Field(2.0, ge=0)
+    breaker_failure_threshold: int = Field(5, ge=1, description="Consecutive failures that open a breaker.")
+    breaker_reset_timeout_s: float = Field(30.0, gt=0, description="How long an open breaker fails fast.")
+    query_understanding_timeout_s: PositiveFloat = Field(
+        5.0, description="Budget for self-query and expansion; past it, answer with the original query."
+    )
 
     # --- OpenAI (self-query and query expansion) -----------------------------------------------------
     openai_api_key: SecretStr = SecretStr("")
@@ -44,9 +62,6 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     openai_timeout_s: PositiveFloat = 10.0
     openai_connect_timeout_s: PositiveFloat = 2.0
-    # openai's own retry layer: it retries connection errors, 408/409/429/5xx with backoff and honours
-    # Retry-After. This is the only retry layer for OpenAI calls.
-    openai_max_retries: int = Field(2, ge=0, le=10)
     openai_max_connections: int = Field(100, ge=1)
     openai_max_keepalive: int = Field(20, ge=1)
     query_expansion_n: int = Field(3, ge=1, le=10, description="Queries searched: the original plus N-1.")
@@ -84,6 +99,7 @@ class Settings(BaseSettings):
     )
     model_cache_dir: Path | None = None
     cpu_pool_workers: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1)
+    cpu_pool_max_queue: int = Field(256, ge=1, description="Jobs waiting for the CPU pool; beyond, 503.")
     onnx_threads: int | None = Field(None, ge=1, description="Threads per ONNX session; default all cores.")
 
     @field_validator(

@@ -25,6 +25,7 @@ from rag_gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from rag_gateway.resilience import UpstreamGuard
 from rag_gateway.settings import COLLECTIONS, Settings
 
 T = TypeVar("T")
@@ -57,8 +58,9 @@ def author_filter(author: str | None) -> models.Filter | None:
 class VectorStore:
     """Qdrant behind coroutines, whichever mode it runs in."""
 
-    def __init__(self, settings: Settings, pool: CpuPool) -> None:
+    def __init__(self, settings: Settings, pool: CpuPool, guard: UpstreamGuard | None = None) -> None:
         self._pool = pool
+        self._guard = guard
         self._remote: AsyncQdrantClient | None = None
         self._local: QdrantClient | None = None
         if settings.qdrant_url is not None:
@@ -73,6 +75,11 @@ class VectorStore:
         self.location = settings.qdrant_url or str(settings.qdrant_path)
 
     async def _call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        if self._guard is None:
+            return await self._call_once(name, *args, **kwargs)
+        return await self._guard.call(lambda: self._call_once(name, *args, **kwargs))
+
+    async def _call_once(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         try:
             if self._remote is not None:
                 return await getattr(self._remote, name)(*args, **kwargs)
@@ -154,13 +161,23 @@ class VectorStore:
 
 def map_qdrant_error(exc: Exception) -> GatewayError:
     source = exc.source if isinstance(exc, ResponseHandlingException) else exc
+    # every vector-store call on the read path is idempotent, so transient failures are retryable
     if isinstance(source, httpx.TimeoutException):
-        return UpstreamTimeoutError("the vector store timed out", upstream=UPSTREAM)
+        return UpstreamTimeoutError("the vector store timed out", upstream=UPSTREAM, retryable=True)
     if isinstance(source, httpx.TransportError):
-        return UpstreamUnavailableError("the vector store is unreachable", upstream=UPSTREAM)
+        return UpstreamUnavailableError("the vector store is unreachable", upstream=UPSTREAM, retryable=True)
     if isinstance(source, UnexpectedResponse) and source.status_code in (429, 503):
-        return UpstreamUnavailableError("the vector store is overloaded", upstream=UPSTREAM)
-    return UpstreamBadResponseError("the vector store returned an error", upstream=UPSTREAM)
+        retry_after = source.headers.get("retry-after") if source.headers else None
+        return UpstreamUnavailableError(
+            "the vector store is overloaded",
+            upstream=UPSTREAM,
+            retryable=True,
+            retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+        )
+    status = (source.status_code or 0) if isinstance(source, UnexpectedResponse) else 0
+    return UpstreamBadResponseError(
+        "the vector store returned an error", upstream=UPSTREAM, retryable=status >= 500
+    )
 
 
 def _to_hit(collection: str, point: models.ScoredPoint) -> Hit:

@@ -57,7 +57,12 @@ async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    error_type = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    error_type = {
+        400: "invalid_request",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+    }.get(exc.status_code, "http_error")
     return error_response(exc.status_code, error_type, str(exc.detail), dict(exc.headers or {}))
 
 

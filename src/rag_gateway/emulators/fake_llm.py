@@ -234,11 +234,8 @@ def _source(chunk: Chunk) -> str:
     return f"{author} ({chunk.platform})" if chunk.platform else author
 
 
-def generate(request: TGIRequest) -> str:
-    """TGI's ``generated_text``: an answer grounded in the prompt's first chunks.
-
-    Cut to ``max_new_tokens`` words; with ``return_full_text`` the prompt comes first, as TGI does.
-    """
+def _answer_words(request: TGIRequest) -> tuple[list[str], bool]:
+    """The answer's words, cut to ``max_new_tokens``, and whether the cut happened."""
     query, chunks = parse_prompt(request.inputs)
     if not chunks:
         about = f' "{query}"' if query else " this request"
@@ -250,5 +247,50 @@ def generate(request: TGIRequest) -> str:
             answer += f" See also {_source(chunks[1])}."
     words = answer.split(" ")
     if len(words) > request.max_new_tokens:
-        answer = " ".join(words[: request.max_new_tokens])
+        return words[: request.max_new_tokens], True
+    return words, False
+
+
+def generate(request: TGIRequest) -> str:
+    """TGI's ``generated_text``: an answer grounded in the prompt's first chunks.
+
+    Cut to ``max_new_tokens`` words; with ``return_full_text`` the prompt comes first, as TGI does.
+    """
+    words, _ = _answer_words(request)
+    answer = " ".join(words)
     return f"{request.inputs}\n{answer}" if request.return_full_text else answer
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A streamed generation: the token texts, TGI's final ``generated_text`` and why it stopped."""
+
+    tokens: list[str]
+    generated_text: str
+    #: TGI's ``finish_reason``: ``length`` (cut at ``max_new_tokens``) or ``eos_token``.
+    finish_reason: str
+
+
+def generate_stream(request: TGIRequest) -> Generation:
+    """The same answer as ``generate``, one word per token (a word's leading space belongs to it).
+
+    The tokens never include the prompt; ``generated_text`` does with ``return_full_text``, as in TGI.
+    """
+    words, cut = _answer_words(request)
+    tokens = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+    return Generation(tokens, generate(request), "length" if cut else "eos_token")
+
+
+_PIECE = re.compile(r"\s*\S+")
+
+
+def split_tokens(text: str) -> list[str]:
+    """``text`` in word-sized pieces (leading whitespace kept) that join back to exactly ``text``."""
+    pieces = _PIECE.findall(text)
+    rest = text[sum(len(p) for p in pieces) :]
+    if rest:
+        if pieces:
+            pieces[-1] += rest
+        else:
+            pieces = [rest]
+    return pieces

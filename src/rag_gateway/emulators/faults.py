@@ -1,8 +1,13 @@
 """Faults an emulator injects, and the registry that hands them out in order.
 
 A fault describes one way an upstream misbehaves (slow, error status, silence, junk, a cut body, a dropped
-connection). Tests queue faults through the control API; each matching request consumes the oldest one,
-so a scenario like "two 429s, then success" is written as one fault with ``times=2``.
+connection, a stream that breaks mid-way). Tests queue faults through the control API; each matching request
+consumes the oldest one, so a scenario like "two 429s, then success" is written as one fault with ``times=2``.
+
+Streaming: ``invocations_stream`` is SageMaker's ``InvokeEndpointWithResponseStream`` (``invocations`` stays
+the non-streaming route only); OpenAI streams on its usual chat targets when a request says
+``stream: true``. The delay between streamed tokens is the latency of the pseudo-target ``stream_tokens``
+(``PUT /_emulator/latency``), or a fault's own ``token_seconds``.
 """
 
 from __future__ import annotations
@@ -13,15 +18,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Target = Literal["self_query", "expansion", "chat", "invocations"]
-FaultKind = Literal["latency", "status", "hang", "malformed", "truncated", "drop", "content"]
+Target = Literal["self_query", "expansion", "generate", "chat", "invocations", "invocations_stream"]
+FaultKind = Literal["latency", "status", "hang", "malformed", "truncated", "drop", "content", "break"]
 
 #: The targets of the OpenAI emulator; ``chat`` means "any chat call".
-CHAT_TARGETS: frozenset[str] = frozenset({"self_query", "expansion", "chat"})
-#: The targets of the SageMaker emulator.
-INVOCATION_TARGETS: frozenset[str] = frozenset({"invocations"})
+CHAT_TARGETS: frozenset[str] = frozenset({"self_query", "expansion", "generate", "chat"})
+#: The targets of the SageMaker emulator: ``invocations`` (InvokeEndpoint) and ``invocations_stream``
+#: (InvokeEndpointWithResponseStream).
+INVOCATION_TARGETS: frozenset[str] = frozenset({"invocations", "invocations_stream"})
+#: Latency-only pseudo-target: the pause before each streamed token (both emulators).
+STREAM_TOKENS = "stream_tokens"
 #: How long a ``hang`` fault keeps a request open when ``seconds`` is not given.
 DEFAULT_HANG_SECONDS = 300.0
+#: How many tokens a ``break`` fault lets through when ``after_tokens`` is not given.
+DEFAULT_BREAK_AFTER_TOKENS = 3
+#: ``error_code`` values of a ``break`` on ``invocations_stream`` (the first is the default): a
+#: ``ModelStreamError`` or ``InternalStreamFailure`` event, a TGI ``{"error": ...}`` line, a closed socket.
+SAGEMAKER_BREAKS: tuple[str, ...] = ("ModelStreamError", "InternalStreamFailure", "tgi_error", "drop")
+#: ``error_code`` values of a ``break`` on a chat target: a closed socket (default) or an SSE error event.
+OPENAI_BREAKS: tuple[str, ...] = ("drop", "error")
 
 
 class Fault(BaseModel):
@@ -33,7 +48,8 @@ class Fault(BaseModel):
     kind: FaultKind
     #: HTTP status for ``kind="status"`` (SageMaker: derived from ``error_code`` when omitted).
     status: int | None = Field(None, ge=100, le=599)
-    #: SageMaker error code (``ModelError``, ``ValidationError``...) or OpenAI ``error.code``.
+    #: SageMaker error code (``ModelError``, ``ValidationError``...) or OpenAI ``error.code``; for a
+    #: ``break``, how the stream breaks (``SAGEMAKER_BREAKS`` / ``OPENAI_BREAKS``).
     error_code: str | None = None
     #: For a SageMaker ``ModelError``: the status the model container answered with (e.g. 422).
     original_status: int | None = Field(None, ge=100, le=599)
@@ -48,6 +64,10 @@ class Fault(BaseModel):
     seconds: float | None = Field(None, ge=0)
     #: How many matching requests this fault applies to; ``None`` means until cleared.
     times: int | None = Field(1, ge=1)
+    #: ``break``: how many tokens are streamed before the stream breaks (default 3).
+    after_tokens: int | None = Field(None, ge=0)
+    #: Streaming: the pause before each token for this request (overrides the ``stream_tokens`` latency).
+    token_seconds: float | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _check_kind(self) -> Fault:
@@ -57,6 +77,15 @@ class Fault(BaseModel):
             raise ValueError("a content fault needs `body`")
         if self.kind == "status" and self.status is None and self.error_code is None:
             raise ValueError("a status fault needs `status` or `error_code`")
+        if self.kind == "break":
+            if self.target == "invocations_stream":
+                allowed = SAGEMAKER_BREAKS
+            elif self.target in CHAT_TARGETS:
+                allowed = OPENAI_BREAKS
+            else:
+                raise ValueError(f"a break fault needs a streaming target, not {self.target!r}")
+            if self.error_code is not None and self.error_code not in allowed:
+                raise ValueError(f"a break fault on {self.target!r} takes error_code in {list(allowed)}")
         return self
 
     def matches(self, target: str) -> bool:
@@ -66,6 +95,10 @@ class Fault(BaseModel):
     @property
     def hang_seconds(self) -> float:
         return DEFAULT_HANG_SECONDS if self.seconds is None else self.seconds
+
+    @property
+    def break_after(self) -> int:
+        return DEFAULT_BREAK_AFTER_TOKENS if self.after_tokens is None else self.after_tokens
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True) | {"times": self.times}
@@ -119,19 +152,32 @@ class FaultPlan:
         return dropped
 
     def set_latency(self, target: str, seconds: float) -> None:
-        if target not in self.targets:
-            raise ValueError(f"target {target!r} is not served here (use one of {sorted(self.targets)})")
+        if target not in self.targets and target != STREAM_TOKENS:
+            known = sorted(self.targets | {STREAM_TOKENS})
+            raise ValueError(f"target {target!r} is not served here (use one of {known})")
         if seconds < 0:
             raise ValueError("latency must be >= 0")
         self._latency[target] = seconds
 
     def latency_for(self, target: str) -> float:
-        """Base delay of a request: its own target's setting, else the ``chat`` one for chat calls."""
+        """Base delay of a request: its own target's setting, else its group's.
+
+        Chat calls fall back to ``chat``; ``invocations_stream`` (time to the first byte of a stream) to
+        ``invocations``, so an emulator started with a base latency is slow to start streams too.
+        """
         if target in self._latency:
             return self._latency[target]
         if target in CHAT_TARGETS:
             return self._latency.get("chat", 0.0)
+        if target == "invocations_stream":
+            return self._latency.get("invocations", 0.0)
         return 0.0
+
+    def token_seconds(self, fault: Fault | None) -> float:
+        """The pause before each streamed token: the fault's ``token_seconds``, else ``stream_tokens``."""
+        if fault is not None and fault.token_seconds is not None:
+            return fault.token_seconds
+        return self._latency.get(STREAM_TOKENS, 0.0)
 
     @property
     def latency(self) -> dict[str, float]:

@@ -35,6 +35,12 @@ class RequestRecord:
     fault: str | None = None
     #: The HTTP status answered; None when no status line was sent (drop, hang).
     status: int | None = None
+    #: The request asked for a streamed answer (OpenAI ``stream: true``, SageMaker's response stream).
+    stream: bool = False
+    #: Streams: how many tokens were handed to the connection; None until the stream starts.
+    tokens_sent: int | None = None
+    #: Streams: the client went away before the stream finished (the upstream generation was cancelled).
+    cancelled: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

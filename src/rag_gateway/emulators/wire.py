@@ -99,7 +99,7 @@ async def deliver(
         return await hang(request, state, fault.hang_seconds, record)
     if kind == "drop":
         return drop(request, record)
-    if kind == "truncated":
+    if kind in {"truncated", "break"}:  # a break on a non-streamed answer: the body is cut short
         record.status = response.status
         return await truncate(request, response)
     record.status = 200
