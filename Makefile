@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export EMBEDDING_TOKENIZER_DIR ?= $(MODEL_DIR)
 
-.PHONY: install test lint format serve ingest demo smoke emulate clean
+.PHONY: install test lint format serve ingest demo smoke emulate deploy-endpoint delete-endpoint clean
 
 install: $(VENV)/.installed $(MODEL_DIR)/.verified
 
@@ -54,6 +54,13 @@ smoke: install
 
 emulate: install
 	$(BIN)/rag-gateway emulate
+
+# The Handbook's `poe deploy-inference-endpoint` / `delete-inference-endpoint` (real, billed AWS resources).
+deploy-endpoint: install
+	$(BIN)/rag-gateway endpoint deploy
+
+delete-endpoint: install
+	$(BIN)/rag-gateway endpoint delete
 
 clean:
 	rm -rf $(VENV) models .mypy_cache .ruff_cache .pytest_cache

@@ -32,7 +32,7 @@ def model_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 import asyncio  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
-from collections.abc import AsyncIterator, Callable, Iterator  # noqa: E402
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator  # noqa: E402
 
 import httpx  # noqa: E402
 
@@ -161,3 +161,15 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
+    """Poll another process/thread's state (an emulator's request log) until ``check`` holds.
+
+    A readiness wait, not a timing assertion: it fails only if the state never arrives.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(0.01)

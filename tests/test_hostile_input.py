@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from rag_gateway.emulators.server import RunningEmulators
+from tests.conftest import eventually
 
 
 async def _upstream_calls(emulators: RunningEmulators) -> int:
@@ -47,7 +47,9 @@ async def test_a_body_that_is_not_json_is_415(
 
 async def test_json_with_a_charset_is_accepted(client: httpx.AsyncClient) -> None:
     response = await client.post(
-        "/rag", content=b'{"query": "punched cards"}', headers={"content-type": "application/json; charset=utf-8"}
+        "/rag",
+        content=b'{"query": "punched cards"}',
+        headers={"content-type": "application/json; charset=utf-8"},
     )
     assert response.status_code == 200
 
@@ -121,9 +123,11 @@ async def test_past_the_in_flight_limit_requests_are_shed_at_once(
     await emulators.sagemaker.add_fault(target="invocations", kind="latency", seconds=1.0, times=2)
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         slow = [asyncio.create_task(http.post("/rag", json={"query": "punched cards"})) for _ in range(2)]
-        deadline = time.monotonic() + 10
-        while len(await emulators.sagemaker.requests()) < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)  # wait until both requests are inside the gateway
+
+        async def both_inside() -> bool:
+            return len(await emulators.sagemaker.requests()) == 2
+
+        await eventually(both_inside)
         shed = await http.post("/rag", json={"query": "punched cards"})
         assert shed.status_code == 503
         assert shed.json()["error"]["type"] == "overloaded"

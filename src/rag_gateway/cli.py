@@ -14,11 +14,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     from rag_gateway.app import create_app
     from rag_gateway.logging_config import configure_logging
+    from rag_gateway.process_signals import exit_quietly_after_shutdown
 
     settings = Settings()
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     configure_logging(settings.log_level)
+    exit_quietly_after_shutdown()
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -26,7 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         loop="auto",  # uvloop when installed
         http="auto",  # httptools when installed
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
     )
     return 0
 
@@ -34,6 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from rag_gateway.demo import add_demo_arguments, run_demo
     from rag_gateway.emulators.server import add_emulate_arguments, run_emulate
+    from rag_gateway.endpoint_lifecycle import add_endpoint_arguments, run_endpoint
     from rag_gateway.ingest.cli import add_ingest_arguments, run_ingest
     from rag_gateway.smoke import add_smoke_arguments, run_smoke
 
@@ -56,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     smoke = commands.add_parser("smoke", help="ask a running gateway one question and check the answer")
     add_smoke_arguments(smoke)
     smoke.set_defaults(handler=run_smoke)
+
+    endpoint = commands.add_parser(
+        "endpoint", help="deploy or delete the SageMaker LLM endpoint (billed AWS resources)"
+    )
+    add_endpoint_arguments(endpoint)
+    endpoint.set_defaults(handler=run_endpoint)
 
     emulate = commands.add_parser("emulate", help="run the OpenAI and SageMaker emulators on loopback")
     add_emulate_arguments(emulate)

@@ -21,6 +21,7 @@ from rag_gateway.app import create_app
 from rag_gateway.emulators import EmulatorThread
 from rag_gateway.ingest import IngestError, ingest_paths
 from rag_gateway.logging_config import configure_logging
+from rag_gateway.process_signals import exit_quietly_after_shutdown
 from rag_gateway.settings import Settings
 
 SAMPLE_CORPUS = files("rag_gateway") / "sample_corpus"
@@ -83,6 +84,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"""  or: curl -s {url}/rag -H 'content-type: application/json' \\
         -d '{{"query": "What does Tomas Berg say about chunking articles?"}}'""")
         print("Ctrl-C stops everything.", flush=True)
+        exit_quietly_after_shutdown()
         server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
         server.run(sockets=[sock])
     return 0
