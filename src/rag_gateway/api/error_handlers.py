@@ -63,7 +63,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         405: "method_not_allowed",
         413: "payload_too_large",
     }.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, error_type, str(exc.detail), dict(exc.headers or {}))
+    # FastAPI's 400 means the body could not be decoded at all (e.g. bytes that are not UTF-8)
+    message = "the body could not be decoded as UTF-8 JSON" if exc.status_code == 400 else str(exc.detail)
+    return error_response(exc.status_code, error_type, message, dict(exc.headers or {}))
 
 
 def install_error_handlers(app: FastAPI) -> None:

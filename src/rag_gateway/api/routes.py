@@ -16,6 +16,7 @@ from rag_gateway.schemas import ErrorResponse, RagRequest, RagResponse, Source
 router = APIRouter()
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body could not be decoded (e.g. not UTF-8)."},
     413: {"model": ErrorResponse, "description": "The request body is larger than MAX_BODY_BYTES."},
     415: {"model": ErrorResponse, "description": "The request body is not application/json."},
     422: {"model": ErrorResponse, "description": "Invalid request (nothing upstream was called)."},
