@@ -7,6 +7,8 @@ request must succeed. The test gateway makes 2 attempts per upstream call and gi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -14,7 +16,7 @@ import httpx
 import pytest
 
 from rag_gateway.emulators.server import RunningEmulators
-from tests.conftest import AWS_TEST_SECRET, OPENAI_TEST_KEY, closed_port_url
+from tests.conftest import AWS_TEST_SECRET, OPENAI_TEST_KEY, closed_port_url, eventually
 
 QUESTION = {"query": "What are punched cards?"}
 
@@ -176,3 +178,26 @@ async def test_a_bad_request_timeout_header_is_a_422(client: httpx.AsyncClient, 
     response = await client.post("/rag", json=QUESTION, headers={"X-Request-Timeout": value})
     assert response.status_code == 422
     assert "x-request-timeout" in response.json()["error"]["message"]
+
+
+async def test_a_client_that_disconnects_cancels_its_llm_call(
+    gateway_url: str, emulators: RunningEmulators
+) -> None:
+    await emulators.sagemaker.add_fault(target="invocations", kind="latency", seconds=20)
+    http = httpx.AsyncClient(base_url=gateway_url, timeout=30)
+    request = asyncio.create_task(http.post("/rag", json=QUESTION))
+
+    async def llm_called() -> bool:
+        return await _invocations(emulators) == 1
+
+    await eventually(llm_called)
+    request.cancel()  # the client gives up and closes its connection
+    with contextlib.suppress(asyncio.CancelledError):
+        await request
+    await http.aclose()
+
+    async def llm_call_cancelled() -> bool:
+        (record,) = [r for r in await emulators.sagemaker.requests() if r["target"] == "invocations"]
+        return bool(record["cancelled"])
+
+    await eventually(llm_call_cancelled)  # long before the 20 s the endpoint would have taken

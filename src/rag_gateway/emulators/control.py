@@ -6,6 +6,7 @@ Routes (JSON in, JSON out):
 - ``GET    /_emulator/faults``    -> ``{"faults": [...], "latency": {target: seconds}}``
 - ``DELETE /_emulator/faults``    drop all faults, restore start-up latency -> ``{"cleared": n}``
 - ``PUT    /_emulator/latency``   body ``{"target": ..., "seconds": ...}`` -> ``{"latency": {...}}``
+  (``"target": "stream_tokens"`` sets the pause before each streamed token)
 - ``GET    /_emulator/requests``  -> ``{"requests": [record, ...]}`` (oldest first)
 - ``DELETE /_emulator/requests``  -> ``{"cleared": n}``
 - ``GET    /_emulator/health``    -> ``{"status": "ok", "emulator": name}``

@@ -55,8 +55,9 @@ class Fault(BaseModel):
     original_status: int | None = Field(None, ge=100, le=599)
     #: Error message (SageMaker ``ModelError``: the container's original message).
     message: str | None = None
-    #: Raw body sent by a ``malformed`` fault (default: text that is not JSON); for a ``content`` fault
-    #: (OpenAI only), the message content of an otherwise valid completion: a model answering junk.
+    #: Raw body sent by a ``malformed`` fault (default: text that is not JSON; in a stream, one ``data:``
+    #: line of it); for a ``content`` fault (OpenAI, or ``invocations_stream``), the answer text of an
+    #: otherwise valid completion or stream: a model answering junk.
     body: str | None = None
     #: Seconds for ``retry-after`` (and OpenAI's ``retry-after-ms``) on a ``status`` fault.
     retry_after: float | None = Field(None, ge=0)

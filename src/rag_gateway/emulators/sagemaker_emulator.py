@@ -203,7 +203,8 @@ async def invocations(request: web.Request) -> web.StreamResponse:
     admitted = await _admit(request, "invocations")
     if isinstance(admitted, web.Response):
         return admitted
-    fault, early = await _before_model(request, admitted, "invocations")
+    with streaming.observe_disconnect(admitted.record):  # a client that gives up is recorded as cancelled
+        fault, early = await _before_model(request, admitted, "invocations")
     if early is not None:
         return early
 
