@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from rag_gateway import __version__
 from rag_gateway.api.admission import AdmissionMiddleware
 from rag_gateway.api.error_handlers import install_error_handlers
+from rag_gateway.api.openai_compat import router as openai_router
 from rag_gateway.api.request_id import RequestIdMiddleware
 from rag_gateway.api.routes import router
 from rag_gateway.services import open_services
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(openai_router)
     app.add_middleware(
         AdmissionMiddleware,
         max_in_flight=resolved.max_in_flight_requests,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -11,6 +12,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    EventStreamError,
     ReadTimeoutError,
 )
 
@@ -20,8 +22,10 @@ from rag_gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from rag_gateway.generation import Generation, StreamEvent
 from rag_gateway.resilience import UpstreamGuard
 from rag_gateway.settings import Settings
+from rag_gateway.tgi_stream import TGIStreamParser
 
 UPSTREAM = "sagemaker"
 #: SageMaker error codes that mean "try again later" rather than "this request is bad".
@@ -87,7 +91,10 @@ def parse_generated_text(body: bytes) -> str:
 
 
 class SageMakerLLM:
-    """Generates an answer with ``invoke_endpoint`` on the shared ``sagemaker-runtime`` client."""
+    """Generates with ``invoke_endpoint`` (or streams with ``invoke_endpoint_with_response_stream``) on the
+    shared ``sagemaker-runtime`` client."""
+
+    name = "sagemaker"
 
     def __init__(self, client: Any, guard: UpstreamGuard, settings: Settings) -> None:
         self._client = client
@@ -102,11 +109,15 @@ class SageMakerLLM:
             "return_full_text": False,
         }
 
-    def payload(self, prompt: str) -> bytes:
-        return json.dumps({"inputs": prompt, "parameters": self._parameters}).encode()
+    def payload(self, prompt: str, *, stream: bool = False) -> bytes:
+        body: dict[str, Any] = {"inputs": prompt, "parameters": self._parameters}
+        if stream:
+            body["stream"] = True
+        return json.dumps(body).encode()
 
-    async def generate(self, prompt: str) -> str:
-        return await self._guard.call(lambda: self._generate_once(prompt))
+    async def generate(self, prompt: str) -> Generation:
+        text = await self._guard.call(lambda: self._generate_once(prompt))
+        return Generation(text)
 
     async def _generate_once(self, prompt: str) -> str:
         try:
@@ -126,3 +137,37 @@ class SageMakerLLM:
             ) from exc
         text = parse_generated_text(body)
         return text.removeprefix(prompt).strip() if text.startswith(prompt) else text.strip()
+
+    async def _open_stream(self, prompt: str) -> Any:
+        try:
+            response = await self._client.invoke_endpoint_with_response_stream(
+                EndpointName=self.endpoint_name,
+                ContentType="application/json",
+                Body=self.payload(prompt, stream=True),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise map_sagemaker_error(exc) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamUnavailableError(
+                "the LLM endpoint dropped the connection", upstream=UPSTREAM
+            ) from exc
+        return response["Body"]
+
+    async def stream(self, prompt: str) -> AsyncIterator[StreamEvent]:
+        # Only opening the stream is retried: once tokens flow, a retry would repeat them.
+        body = await self._guard.call(lambda: self._open_stream(prompt))
+        parser = TGIStreamParser()
+        try:
+            async for event in body:
+                part = event.get("PayloadPart")
+                if part:
+                    for item in parser.feed(part.get("Bytes", b"")):
+                        yield item
+            for item in parser.close():
+                yield item
+        except EventStreamError as exc:  # ModelStreamError / InternalStreamFailure mid-stream
+            raise UpstreamBadResponseError("the LLM stream failed mid-answer", upstream=UPSTREAM) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamBadResponseError("the LLM stream was cut off", upstream=UPSTREAM) from exc
+        finally:
+            body.close()  # also on cancellation: closing the connection stops the upstream generation

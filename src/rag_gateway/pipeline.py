@@ -18,7 +18,7 @@ from rag_gateway.compute import CpuPool
 from rag_gateway.corpus import CorpusCatalog
 from rag_gateway.embedding import Embedder, Vector
 from rag_gateway.errors import GatewayError, OverloadedError
-from rag_gateway.llm import SageMakerLLM
+from rag_gateway.generation import LLM
 from rag_gateway.prompt import build_prompt
 from rag_gateway.query_expansion import QueryExpander
 from rag_gateway.reranking import Reranker, top_k
@@ -55,6 +55,17 @@ class RankedSource:
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedAnswer:
+    """Retrieval's outcome: the prompt for the LLM and what the answer will cite."""
+
+    prompt: str
+    sources: list[RankedSource]
+    author: str | None
+    queries: list[str]
+    degraded: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class RagResult:
     answer: str
     sources: list[RankedSource]
@@ -86,7 +97,7 @@ class RagPipeline:
         embedder: Embedder,
         store: VectorStore,
         reranker: Reranker,
-        llm: SageMakerLLM,
+        llm: LLM,
         pool: CpuPool,
         search_limit: int,
         understanding_budget_s: float,
@@ -98,7 +109,7 @@ class RagPipeline:
         self._embedder = embedder
         self._store = store
         self._reranker = reranker
-        self._llm = llm
+        self.llm = llm
         self._pool = pool
         self._search_limit = search_limit
         self._understanding_budget_s = understanding_budget_s
@@ -173,33 +184,35 @@ class RagPipeline:
             return [RankedSource(hit, hit.score) for hit in vector_order[:k]]
         return [RankedSource(hit, score) for hit, score in top_k(candidates, scores, k)]
 
+    async def prepare(self, query: str, k: int, timings: StageTimings) -> PreparedAnswer:
+        """Everything before generation: query understanding, retrieval, reranking, the prompt."""
+        degraded: list[str] = []
+        raw_author, queries = await self._understand(query, timings, degraded)
+        with timings.stage("resolve_author"):
+            author, collections = await self._optional(
+                "resolve_author", self._catalog_lookup(raw_author), (None, self._all_collections), degraded
+            )
+        with timings.stage("embed"):
+            vectors = await self._pool.run(self._embedder.embed, queries)
+        with timings.stage("search"):
+            candidates = await self._search(collections, vectors, author, degraded)
+        with timings.stage("rerank"):
+            ranked = await self._rerank(query, vectors[0], candidates, k, degraded)
+        prompt = build_prompt(query, [source.hit for source in ranked])
+        return PreparedAnswer(prompt, ranked, author, queries, degraded)
+
     async def run(self, query: str, k: int) -> RagResult:
         timings = StageTimings()
-        degraded: list[str] = []
         with timings.stage("total"):
-            raw_author, queries = await self._understand(query, timings, degraded)
-            with timings.stage("resolve_author"):
-                author, collections = await self._optional(
-                    "resolve_author",
-                    self._catalog_lookup(raw_author),
-                    (None, self._all_collections),
-                    degraded,
-                )
-            with timings.stage("embed"):
-                vectors = await self._pool.run(self._embedder.embed, queries)
-            with timings.stage("search"):
-                candidates = await self._search(collections, vectors, author, degraded)
-            with timings.stage("rerank"):
-                ranked = await self._rerank(query, vectors[0], candidates, k, degraded)
-            prompt = build_prompt(query, [source.hit for source in ranked])
-            answer = await timings.timed("llm", self._llm.generate(prompt))
+            prepared = await self.prepare(query, k, timings)
+            generation = await timings.timed("llm", self.llm.generate(prepared.prompt))
         return RagResult(
-            answer=answer,
-            sources=ranked,
-            author=author,
-            queries=queries,
+            answer=generation.text,
+            sources=prepared.sources,
+            author=prepared.author,
+            queries=prepared.queries,
             timings_ms=timings.ms,
-            degraded=degraded,
+            degraded=prepared.degraded,
         )
 
     async def _catalog_lookup(self, raw_author: str | None) -> tuple[str | None, tuple[str, ...]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 
 class RagRequest(BaseModel):
@@ -20,6 +20,9 @@ class RagRequest(BaseModel):
 
     query: StrictStr = Field(min_length=1, description="The question; at most MAX_QUERY_CHARS characters.")
     k: StrictInt | None = Field(None, ge=1, le=20, description="Sources to keep after reranking.")
+    stream: StrictBool = Field(
+        False, description="Answer with server-sent events (also chosen by Accept: text/event-stream)."
+    )
 
     @field_validator("query")
     @classmethod

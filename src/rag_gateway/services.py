@@ -18,7 +18,9 @@ from rag_gateway.clients import make_openai_client, make_sagemaker_client
 from rag_gateway.compute import CpuPool
 from rag_gateway.corpus import CorpusCatalog
 from rag_gateway.embedding import Embedder
+from rag_gateway.generation import LLM
 from rag_gateway.llm import SageMakerLLM
+from rag_gateway.openai_llm import OpenAICompatibleLLM
 from rag_gateway.pipeline import RagPipeline
 from rag_gateway.query_expansion import QueryExpander
 from rag_gateway.reranking import build_reranker
@@ -34,6 +36,14 @@ def make_guard(name: str, settings: Settings) -> UpstreamGuard:
     policy = RetryPolicy(settings.retry_max_attempts, settings.retry_base_delay_s, settings.retry_max_delay_s)
     breaker = CircuitBreaker(name, settings.breaker_failure_threshold, settings.breaker_reset_timeout_s)
     return UpstreamGuard(name, policy, breaker)
+
+
+def build_llm(
+    settings: Settings, openai_client: openai.AsyncOpenAI, sagemaker: Any, guards: dict[str, UpstreamGuard]
+) -> LLM:
+    if settings.llm_backend == "openai":
+        return OpenAICompatibleLLM(openai_client, guards["llm"], settings)
+    return SageMakerLLM(sagemaker, guards["sagemaker"], settings)
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,7 @@ class Services:
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with AsyncExitStack() as stack:
         pool = CpuPool(settings.cpu_pool_workers, settings.cpu_pool_max_queue)
-        guards = {name: make_guard(name, settings) for name in ("openai", "qdrant", "sagemaker")}
+        guards = {name: make_guard(name, settings) for name in ("openai", "qdrant", "sagemaker", "llm")}
         stack.callback(pool.shutdown)
         embedder = await pool.run(Embedder, settings)
         reranker = await pool.run(build_reranker, settings, embedder)
@@ -72,7 +82,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             embedder=embedder,
             store=store,
             reranker=reranker,
-            llm=SageMakerLLM(sagemaker, guards["sagemaker"], settings),
+            llm=build_llm(settings, openai_client, sagemaker, guards),
             pool=pool,
             search_limit=settings.search_limit_per_query,
             understanding_budget_s=settings.query_understanding_timeout_s,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,6 +82,18 @@ class Settings(BaseSettings):
     top_p_inference: float = Field(0.9, gt=0, lt=1, description="TGI requires 0 < top_p < 1.")
     repetition_penalty_inference: float = Field(1.1, gt=0)
 
+    # --- Generator backend --------------------------------------------------------------------------
+    llm_backend: Literal["sagemaker", "openai"] = Field(
+        "sagemaker",
+        description="sagemaker: TGI on a SageMaker endpoint; openai: any OpenAI-compatible server.",
+    )
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible generator URL; default OPENAI_BASE_URL."
+    )
+    llm_api_key: SecretStr | None = Field(None, description="Its key; default OPENAI_API_KEY.")
+    llm_model_id: str | None = Field(None, description="Its model name; default OPENAI_MODEL_ID.")
+    served_model_name: str = Field("llm-twin", description="The model id /v1/models lists.")
+
     # --- Vector store -----------------------------------------------------------------------------
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
@@ -104,6 +116,9 @@ class Settings(BaseSettings):
 
     @field_validator(
         "openai_base_url",
+        "llm_base_url",
+        "llm_api_key",
+        "llm_model_id",
         "qdrant_url",
         "qdrant_api_key",
         "aws_endpoint_url_sagemaker_runtime",

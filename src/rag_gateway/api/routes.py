@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
 
 from rag_gateway.api.cancellation import ClientDisconnectedError, run_for_client
 from rag_gateway.api.dependencies import PipelineDep, SettingsDep
 from rag_gateway.api.request_id import current_request_id
-from rag_gateway.pipeline import RagResult
+from rag_gateway.api.streaming import SSE_HEADERS, rag_sse
+from rag_gateway.pipeline import PreparedAnswer, RagResult, RankedSource, StageTimings
 from rag_gateway.schemas import ErrorResponse, RagRequest, RagResponse, Source
 
 router = APIRouter()
@@ -30,21 +34,29 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def source_models(sources: Sequence[RankedSource]) -> list[Source]:
+    return [
+        Source(
+            id=source.hit.id,
+            collection=source.hit.collection,
+            title=source.hit.payload.get("title"),
+            link=source.hit.payload.get("link"),
+            author=source.hit.payload.get("author_full_name"),
+            platform=source.hit.payload.get("platform"),
+            score=round(source.score, 6),
+        )
+        for source in sources
+    ]
+
+
+def source_dicts(prepared: PreparedAnswer) -> list[dict[str, Any]]:
+    return [source.model_dump() for source in source_models(prepared.sources)]
+
+
 def _to_response(result: RagResult) -> RagResponse:
     return RagResponse(
         answer=result.answer,
-        sources=[
-            Source(
-                id=source.hit.id,
-                collection=source.hit.collection,
-                title=source.hit.payload.get("title"),
-                link=source.hit.payload.get("link"),
-                author=source.hit.payload.get("author_full_name"),
-                platform=source.hit.payload.get("platform"),
-                score=round(source.score, 6),
-            )
-            for source in result.sources
-        ],
+        sources=source_models(result.sources),
         author_filter=result.author,
         queries=result.queries,
         timings_ms=result.timings_ms,
@@ -70,8 +82,22 @@ def request_timeout_s(header: str | None, settings_timeout_s: float) -> float:
     return min(asked, settings_timeout_s)
 
 
+def wants_stream(body_stream: bool, accept: str | None) -> bool:
+    return body_stream or "text/event-stream" in (accept or "")
+
+
 @router.post(
-    "/rag", response_model=RagResponse, responses=ERROR_RESPONSES, summary="Answer a question with RAG"
+    "/rag",
+    response_model=RagResponse,
+    responses={
+        **ERROR_RESPONSES,
+        200: {
+            "description": "The answer as JSON; or, with `stream: true` / `Accept: text/event-stream`, "
+            "server-sent events: `sources`, then `token`s, then `done` (or `error`).",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+    },
+    summary="Answer a question with RAG",
 )
 async def rag(
     body: RagRequest,
@@ -79,13 +105,27 @@ async def rag(
     pipeline: PipelineDep,
     settings: SettingsDep,
     x_request_timeout: Annotated[str | None, Header(description="Seconds; lowers the deadline.")] = None,
+    accept: Annotated[str | None, Header()] = None,
 ) -> RagResponse | Response:
     """Self-query + expansion, retrieval over every collection, reranking, then the LLM's answer."""
     if len(body.query) > settings.max_query_chars:
         raise _invalid(("body", "query"), f"query is longer than {settings.max_query_chars} characters")
     timeout_s = request_timeout_s(x_request_timeout, settings.request_timeout_s)
     k = body.k or settings.default_top_k
+    started = time.monotonic()
     try:
+        if wants_stream(body.stream, accept):
+            timings = StageTimings()
+            prepared = await run_for_client(request, pipeline.prepare(body.query, k, timings), timeout_s)
+            events = rag_sse(
+                pipeline.llm,
+                prepared,
+                timings,
+                timeout_s - (time.monotonic() - started),
+                current_request_id(),
+                source_dicts,
+            )
+            return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
         result = await run_for_client(request, pipeline.run(body.query, k), timeout_s)
     except ClientDisconnectedError:
         return Response(status_code=499)  # nobody is listening; nothing is sent
