@@ -49,8 +49,9 @@ demo: install
 
 RAG_URL ?= http://$(HOST):$(PORT)
 QUESTION ?=
+STREAM ?=
 smoke: install
-	$(BIN)/rag-gateway smoke --url $(RAG_URL) $(if $(QUESTION),"$(QUESTION)",)
+	$(BIN)/rag-gateway smoke --url $(RAG_URL) $(if $(STREAM),--stream,) $(if $(QUESTION),"$(QUESTION)",)
 
 emulate: install
 	$(BIN)/rag-gateway emulate

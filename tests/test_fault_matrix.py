@@ -10,13 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from rag_gateway.app import create_app
+from rag_gateway.emulators.qdrant_emulator import QdrantEmulatorThread
 from rag_gateway.emulators.server import RunningEmulators
-from tests.conftest import AWS_TEST_SECRET, OPENAI_TEST_KEY, closed_port_url, eventually
+from rag_gateway.ingest import ingest_paths
+from rag_gateway.settings import Settings
+from tests.conftest import AWS_TEST_SECRET, OPENAI_TEST_KEY, closed_port_url, eventually, gateway_settings
+from tests.servers import GatewayThread
 
 QUESTION = {"query": "What are punched cards?"}
 
@@ -201,3 +207,78 @@ async def test_a_client_that_disconnects_cancels_its_llm_call(
         return bool(record["cancelled"])
 
     await eventually(llm_call_cancelled)  # long before the 20 s the endpoint would have taken
+
+
+# --- Qdrant (remote mode, against the Qdrant REST emulator) -----------------------------------------------
+@pytest.fixture(scope="module")
+def qdrant_emulator(corpus_dir: Path, model_settings: Settings) -> Iterator[QdrantEmulatorThread]:
+    thread = QdrantEmulatorThread()
+    url = thread.start()
+    settings = model_settings.model_copy(update={"qdrant_url": url})
+    asyncio.run(ingest_paths(sorted(corpus_dir.glob("*.json")), settings, progress=False))
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture(scope="module")
+def remote_gateway(
+    emulators: RunningEmulators,
+    qdrant_emulator: QdrantEmulatorThread,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    # one attempt per call, so a single injected fault is what the request sees
+    settings = gateway_settings(
+        emulators,
+        tmp_path_factory.mktemp("unused"),
+        qdrant_url=qdrant_emulator.url,
+        qdrant_timeout_s=1,
+        retry_max_attempts=1,
+    )
+    server = GatewayThread(create_app(settings))
+    yield server.start()
+    server.stop()
+
+
+QDRANT_FAULTS = {
+    "slow": {"kind": "hang", "seconds": 30},
+    "429": {"kind": "status", "status": 429, "retry_after": 1},
+    "500": {"kind": "status", "status": 500},
+    "503": {"kind": "status", "status": 503},
+    "malformed": {"kind": "malformed"},
+    "dropped": {"kind": "drop"},
+}
+
+
+@pytest.mark.parametrize("fault_name", list(QDRANT_FAULTS))
+async def test_a_qdrant_search_fault_leaves_one_collection_out(
+    remote_gateway: str, emulators: RunningEmulators, qdrant_emulator: QdrantEmulatorThread, fault_name: str
+) -> None:
+    control = qdrant_emulator.control
+    await control.reset()
+    await control.add_fault(target="qdrant_search", times=1, **QDRANT_FAULTS[fault_name])
+    async with httpx.AsyncClient(base_url=remote_gateway, timeout=30) as http:
+        response = await http.post("/rag", json=QUESTION)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        (degraded,) = body["degraded"]
+        assert degraded.startswith("search:embedded_")
+        assert body["answer"] and body["sources"]  # the other collections still answered
+        assert degraded.removeprefix("search:") not in {s["collection"] for s in body["sources"]}
+        healthy = await http.post("/rag", json=QUESTION)
+    assert healthy.status_code == 200 and healthy.json()["degraded"] == []
+
+
+@pytest.mark.parametrize("fault_name", ["503", "dropped"])
+async def test_a_qdrant_facet_fault_drops_the_author_filter_not_the_answer(
+    remote_gateway: str, qdrant_emulator: QdrantEmulatorThread, fault_name: str
+) -> None:
+    control = qdrant_emulator.control
+    await control.reset()
+    await control.add_fault(target="qdrant_facet", times=None, **QDRANT_FAULTS[fault_name])
+    async with httpx.AsyncClient(base_url=remote_gateway, timeout=30) as http:
+        response = await http.post("/rag", json={"query": "What did Ada Quill write about sourdough?"})
+        await control.reset()
+        healthy = await http.post("/rag", json={"query": "What did Ada Quill write about sourdough?"})
+    assert response.status_code == 200
+    assert response.json()["degraded"] == ["resolve_author"] and response.json()["author_filter"] is None
+    assert healthy.json()["degraded"] == [] and healthy.json()["author_filter"] == "Ada Quill"

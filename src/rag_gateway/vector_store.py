@@ -8,6 +8,8 @@ and every call runs in the CPU pool. Callers see the same coroutines either way.
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
+from qdrant_client.common.client_exceptions import QdrantException, ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from rag_gateway.compute import CpuPool
@@ -66,7 +69,10 @@ class VectorStore:
         if settings.qdrant_url is not None:
             api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
             self._remote = AsyncQdrantClient(
-                url=settings.qdrant_url, api_key=api_key, timeout=int(settings.qdrant_timeout_s)
+                url=settings.qdrant_url,
+                api_key=api_key,
+                timeout=math.ceil(settings.qdrant_timeout_s),
+                check_compatibility=False,  # it would start a thread making a blocking request
             )
         else:
             settings.qdrant_path.mkdir(parents=True, exist_ok=True)
@@ -88,6 +94,20 @@ class VectorStore:
             return await self._pool.run(method, *args, **kwargs)
         except (UnexpectedResponse, ResponseHandlingException, httpx.HTTPError) as exc:
             raise map_qdrant_error(exc) from exc
+        except QdrantException as exc:  # a 429 with Retry-After
+            retry_after = exc.retry_after_s if isinstance(exc, ResourceExhaustedResponse) else None
+            raise UpstreamUnavailableError(
+                "the vector store is rate limiting",
+                upstream=UPSTREAM,
+                retry_after=retry_after,
+                retryable=True,
+            ) from exc
+        except (json.JSONDecodeError, AssertionError) as exc:  # a 200 that is not JSON, or a null result
+            if self._remote is None:
+                raise
+            raise UpstreamBadResponseError(
+                "the vector store returned an unusable answer", upstream=UPSTREAM
+            ) from exc
 
     # --- schema -----------------------------------------------------------------------------------
     async def ensure_collections(self, dim: int, collections: Sequence[str] = COLLECTIONS) -> None:

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from qdrant_client import models
-from qdrant_client.http.exceptions import ResponseHandlingException
 from tqdm import tqdm
 
 from rag_gateway.compute import CpuPool
 from rag_gateway.embedding import Embedder, ModelFilesMissingError
+from rag_gateway.errors import UpstreamTimeoutError, UpstreamUnavailableError
 from rag_gateway.ingest.documents import COLLECTION_BY_KIND, Document, load_documents
 from rag_gateway.ingest.errors import IngestError
 from rag_gateway.ingest.records import ChunkRecord, chunk_documents
@@ -101,8 +101,8 @@ async def _ingest(
             raise IngestError(str(error)) from error
         try:
             await store.ensure_collections(embedder.dim)
-        except ResponseHandlingException as error:
-            raise IngestError(f"cannot reach Qdrant at {store.location}: {error}") from error
+        except (UpstreamUnavailableError, UpstreamTimeoutError) as error:
+            raise IngestError(f"cannot reach Qdrant at {store.location}: {error.message}") from error
 
         documents_per_collection = Counter(document.collection for document in documents)
         chunked_documents = {(record.collection, record.document_id) for record in records}
