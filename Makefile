@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export EMBEDDING_TOKENIZER_DIR ?= $(MODEL_DIR)
 
-.PHONY: install test lint format serve ingest demo smoke emulate deploy-endpoint delete-endpoint clean
+.PHONY: install test lint format serve ingest demo smoke emulate deploy-endpoint delete-endpoint validate-deploy clean
 
 install: $(VENV)/.installed $(MODEL_DIR)/.verified
 
@@ -62,6 +62,9 @@ deploy-endpoint: install
 
 delete-endpoint: install
 	$(BIN)/rag-gateway endpoint delete
+
+validate-deploy: install
+	VENV=$(VENV) bash scripts/validate_deploy.sh
 
 clean:
 	rm -rf $(VENV) models .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,4 @@
-"""The FastAPI application: lifespan-owned services, routes, error handlers, request ids."""
+"""The FastAPI application: lifespan-owned services, routes, error handlers, middleware."""
 
 from __future__ import annotations
 
@@ -6,13 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from rag_gateway import __version__
-from rag_gateway.api.admission import AdmissionMiddleware
+from rag_gateway.api.access import AccessMiddleware
+from rag_gateway.api.admission import AdmissionMiddleware, InFlight
+from rag_gateway.api.auth import ApiKeyMiddleware
 from rag_gateway.api.error_handlers import install_error_handlers
+from rag_gateway.api.health import router as health_router
 from rag_gateway.api.openai_compat import router as openai_router
 from rag_gateway.api.request_id import RequestIdMiddleware
 from rag_gateway.api.routes import router
+from rag_gateway.observability.metrics import Metrics
 from rag_gateway.services import open_services
 from rag_gateway.settings import Settings
 
@@ -20,10 +25,13 @@ from rag_gateway.settings import Settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; settings default to the environment and `.env`."""
     resolved = settings or Settings()
+    metrics = Metrics()
+    in_flight = InFlight()
+    metrics.in_flight.set_function(lambda: in_flight.count)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(resolved) as services:
+        async with open_services(resolved, metrics) as services:
             app.state.services = services
             yield
 
@@ -33,13 +41,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Retrieval-augmented generation behind one HTTP call.",
         lifespan=lifespan,
     )
+    app.state.metrics = metrics
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(openai_router)
+    app.include_router(health_router)
+    # Starlette runs the last-added middleware first: request id, access log, CORS, auth, admission.
     app.add_middleware(
         AdmissionMiddleware,
+        in_flight=in_flight,
         max_in_flight=resolved.max_in_flight_requests,
         max_body_bytes=resolved.max_body_bytes,
     )
-    app.add_middleware(RequestIdMiddleware)  # outermost: every answer, refusals included, has an id
+    app.add_middleware(
+        ApiKeyMiddleware,
+        key_digests=resolved.api_key_digests,
+        per_minute=resolved.rate_limit_per_minute,
+        burst=resolved.rate_limit_burst,
+    )
+    if resolved.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=resolved.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Request-Timeout"],
+            expose_headers=["X-Request-ID", "Server-Timing", "Retry-After"],
+        )
+    app.add_middleware(AccessMiddleware, metrics=metrics, log_queries=resolved.log_queries)
+    app.add_middleware(RequestIdMiddleware)
     return app

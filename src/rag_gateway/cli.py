@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from rag_gateway.settings import Settings
 
@@ -13,23 +14,34 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from rag_gateway.app import create_app
-    from rag_gateway.logging_config import configure_logging
+    from rag_gateway.observability.logs import configure_logging
     from rag_gateway.process_signals import exit_quietly_after_shutdown
 
     settings = Settings()
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    configure_logging(settings.log_level)
+    if settings.workers > 1 and not settings.uses_remote_qdrant:
+        print(
+            f"rag-gateway serve: WORKERS={settings.workers} needs a Qdrant server (QDRANT_URL): "
+            "a local Qdrant folder can be opened by one process only. Set QDRANT_URL, or WORKERS=1.",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(settings.log_level, json_logs=settings.log_json)
     exit_quietly_after_shutdown()
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-        loop="auto",  # uvloop when installed
-        http="auto",  # httptools when installed
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
-    )
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level,
+        "access_log": False,  # the gateway writes its own JSON access lines
+        "loop": "auto",  # uvloop when installed
+        "http": "auto",  # httptools when installed
+        "timeout_graceful_shutdown": max(1, round(settings.shutdown_grace_s)),
+    }
+    if settings.workers > 1:  # each worker process builds its own app (and clients) from the environment
+        uvicorn.run("rag_gateway.app:create_app", factory=True, workers=settings.workers, **common)
+    else:
+        uvicorn.run(create_app(settings), **common)
     return 0
 
 

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from rag_gateway.app import create_app
 from rag_gateway.emulators import EmulatorThread
 from rag_gateway.ingest import IngestError, ingest_paths
-from rag_gateway.logging_config import configure_logging
+from rag_gateway.observability.logs import configure_logging
 from rag_gateway.process_signals import exit_quietly_after_shutdown
 from rag_gateway.settings import Settings
 
@@ -56,7 +56,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if sock is None:
         return EXIT_USAGE
     base = Settings()
-    configure_logging(base.log_level)
+    configure_logging(base.log_level, json_logs=False)
     with EmulatorThread(endpoint_name=base.sagemaker_endpoint_inference) as emulators:
         settings = base.model_copy(
             update={

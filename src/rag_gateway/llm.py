@@ -23,6 +23,7 @@ from rag_gateway.errors import (
     UpstreamUnavailableError,
 )
 from rag_gateway.generation import Generation, StreamEvent
+from rag_gateway.request_context import current_request_id
 from rag_gateway.resilience import UpstreamGuard
 from rag_gateway.settings import Settings
 from rag_gateway.tgi_stream import TGIStreamParser
@@ -126,6 +127,7 @@ class SageMakerLLM:
                 ContentType="application/json",
                 Accept="application/json",
                 Body=self.payload(prompt),
+                CustomAttributes=f"request-id={current_request_id()}",  # forwarded to the container
             )
             async with response["Body"] as stream:
                 body = await stream.read()

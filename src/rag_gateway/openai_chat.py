@@ -12,6 +12,7 @@ from rag_gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from rag_gateway.request_context import current_request_id
 from rag_gateway.resilience.guard import UpstreamGuard
 
 UPSTREAM = "openai"
@@ -82,6 +83,7 @@ async def structured_chat(
                     "json_schema": {"name": schema_name, "schema": schema, "strict": True},
                 },
                 temperature=0,
+                extra_headers={"X-Request-ID": current_request_id()},
             )
         except openai.OpenAIError as exc:
             raise map_openai_error(exc, step) from exc

@@ -15,6 +15,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from rag_gateway.errors import GatewayError, UpstreamBadResponseError
 from rag_gateway.generation import Generation, StreamEnd, StreamEvent, TokenDelta
 from rag_gateway.openai_chat import map_openai_error
+from rag_gateway.request_context import current_request_id
 from rag_gateway.resilience import UpstreamGuard
 from rag_gateway.settings import Settings
 
@@ -57,6 +58,7 @@ class OpenAICompatibleLLM:
                     max_tokens=self._max_tokens,
                     temperature=self._temperature,
                     top_p=self._top_p,
+                    extra_headers={"X-Request-ID": current_request_id()},
                 )
             except openai.OpenAIError as exc:
                 raise _generation_error(exc) from exc
@@ -84,6 +86,7 @@ class OpenAICompatibleLLM:
                 max_tokens=self._max_tokens,
                 temperature=self._temperature,
                 top_p=self._top_p,
+                extra_headers={"X-Request-ID": current_request_id()},
             )
         except openai.OpenAIError as exc:
             raise _generation_error(exc) from exc

@@ -201,8 +201,8 @@ class RagPipeline:
         prompt = build_prompt(query, [source.hit for source in ranked])
         return PreparedAnswer(prompt, ranked, author, queries, degraded)
 
-    async def run(self, query: str, k: int) -> RagResult:
-        timings = StageTimings()
+    async def run(self, query: str, k: int, timings: StageTimings | None = None) -> RagResult:
+        timings = timings if timings is not None else StageTimings()
         with timings.stage("total"):
             prepared = await self.prepare(query, k, timings)
             generation = await timings.timed("llm", self.llm.generate(prepared.prompt))

@@ -20,6 +20,7 @@ from rag_gateway.corpus import CorpusCatalog
 from rag_gateway.embedding import Embedder
 from rag_gateway.generation import LLM
 from rag_gateway.llm import SageMakerLLM
+from rag_gateway.observability.metrics import Metrics
 from rag_gateway.openai_llm import OpenAICompatibleLLM
 from rag_gateway.pipeline import RagPipeline
 from rag_gateway.query_expansion import QueryExpander
@@ -32,10 +33,11 @@ from rag_gateway.vector_store import VectorStore
 logger = logging.getLogger("rag_gateway")
 
 
-def make_guard(name: str, settings: Settings) -> UpstreamGuard:
+def make_guard(name: str, settings: Settings, metrics: Metrics) -> UpstreamGuard:
     policy = RetryPolicy(settings.retry_max_attempts, settings.retry_base_delay_s, settings.retry_max_delay_s)
     breaker = CircuitBreaker(name, settings.breaker_failure_threshold, settings.breaker_reset_timeout_s)
-    return UpstreamGuard(name, policy, breaker)
+    metrics.watch_breaker(name, lambda: breaker.state)
+    return UpstreamGuard(name, policy, breaker, observer=metrics)
 
 
 def build_llm(
@@ -60,10 +62,13 @@ class Services:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
     async with AsyncExitStack() as stack:
         pool = CpuPool(settings.cpu_pool_workers, settings.cpu_pool_max_queue)
-        guards = {name: make_guard(name, settings) for name in ("openai", "qdrant", "sagemaker", "llm")}
+        metrics.pool_pending.set_function(lambda: pool.pending)
+        guards = {
+            name: make_guard(name, settings, metrics) for name in ("openai", "qdrant", "sagemaker", "llm")
+        }
         stack.callback(pool.shutdown)
         embedder = await pool.run(Embedder, settings)
         reranker = await pool.run(build_reranker, settings, embedder)

@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     default_top_k: int = Field(3, ge=1, le=20, description="Sources kept after reranking when k is omitted.")
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query, in characters.")
     log_level: str = "info"
+    log_json: bool = Field(True, description="One JSON object per log line.")
+    log_queries: bool = Field(False, description="Put the query text in access log lines.")
+    workers: int = Field(1, ge=1, le=64, description="Server processes; more than 1 needs QDRANT_URL.")
+    api_keys_sha256: str = Field(
+        "", description="Comma-separated SHA-256 hex digests of accepted API keys; empty = auth off."
+    )
+    rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute per API key.")
+    rate_limit_burst: int = Field(60, ge=1, description="Requests a key may send at once.")
+    cors_allow_origins: str = Field("", description="Comma-separated origins allowed by CORS; empty = off.")
     request_timeout_s: PositiveFloat = Field(
         30.0, description="End-to-end deadline; a client may ask for less with X-Request-Timeout."
     )
@@ -141,6 +150,14 @@ class Settings(BaseSettings):
         ):
             raise ValueError("RERANKING_CROSS_ENCODER_MODEL_PATH needs RERANKING_CROSS_ENCODER_MODEL_ID")
         return self
+
+    @property
+    def api_key_digests(self) -> list[str]:
+        return [d.strip() for d in self.api_keys_sha256.split(",") if d.strip()]
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_allow_origins.split(",") if o.strip()]
 
     @property
     def uses_remote_qdrant(self) -> bool:

@@ -38,12 +38,19 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+class InFlight:
+    """How many pipeline requests are being served (shared with the metrics gauge)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class AdmissionMiddleware:
-    def __init__(self, app: ASGIApp, *, max_in_flight: int, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, in_flight: InFlight, max_in_flight: int, max_body_bytes: int) -> None:
         self.app = app
+        self.in_flight = in_flight
         self.max_in_flight = max_in_flight
         self.max_body_bytes = max_body_bytes
-        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in JSON_ROUTES or scope["method"] != "POST":
@@ -57,16 +64,16 @@ class AdmissionMiddleware:
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             await send_error(send, 413, "payload_too_large", f"the body is over {self.max_body_bytes} bytes")
             return
-        if self.in_flight >= self.max_in_flight:
+        if self.in_flight.count >= self.max_in_flight:
             await send_error(
                 send, 503, "overloaded", "the gateway is at capacity; retry shortly", retry_after=1
             )
             return
-        self.in_flight += 1
+        self.in_flight.count += 1
         try:
             await self._guarded(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self.in_flight.count -= 1
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0

@@ -112,10 +112,12 @@ async def chat_completions(
     timeout_s = request_timeout_s(x_request_timeout, settings.request_timeout_s)
     k = rag_request.k or settings.default_top_k
     started = time.monotonic()
-    timings = StageTimings()
+    timings: StageTimings = request.state.timings
+    request.state.query = rag_request.query
     try:
         prepared = await run_for_client(request, pipeline.prepare(rag_request.query, k, timings), timeout_s)
         sources = source_dicts(prepared)
+        request.state.degraded = prepared.degraded
         if body.stream:
             chunks = _chunk_stream(
                 pipeline.llm,

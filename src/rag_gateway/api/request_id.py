@@ -9,19 +9,17 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from contextvars import ContextVar
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rag_gateway.request_context import current_request_id, request_id_var
+
+__all__ = ["RequestIdMiddleware", "current_request_id", "request_id_var"]
+
 HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 logger = logging.getLogger("rag_gateway.api")
-
-
-def current_request_id() -> str:
-    return request_id_var.get()
 
 
 def _incoming_id(scope: Scope) -> str | None:

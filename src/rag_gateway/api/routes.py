@@ -82,6 +82,18 @@ def request_timeout_s(header: str | None, settings_timeout_s: float) -> float:
     return min(asked, settings_timeout_s)
 
 
+#: One server-sent event, as OpenAPI 3.2 describes them (event name + JSON-encoded data line).
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["sources", "token", "done", "error"]},
+        "data": {"type": "string", "description": "JSON"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
+
 def wants_stream(body_stream: bool, accept: str | None) -> bool:
     return body_stream or "text/event-stream" in (accept or "")
 
@@ -94,7 +106,7 @@ def wants_stream(body_stream: bool, accept: str | None) -> bool:
         200: {
             "description": "The answer as JSON; or, with `stream: true` / `Accept: text/event-stream`, "
             "server-sent events: `sources`, then `token`s, then `done` (or `error`).",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"itemSchema": SSE_EVENT_SCHEMA, "schema": SSE_EVENT_SCHEMA}},
         },
     },
     summary="Answer a question with RAG",
@@ -113,10 +125,12 @@ async def rag(
     timeout_s = request_timeout_s(x_request_timeout, settings.request_timeout_s)
     k = body.k or settings.default_top_k
     started = time.monotonic()
+    timings: StageTimings = request.state.timings
+    request.state.query = body.query
     try:
         if wants_stream(body.stream, accept):
-            timings = StageTimings()
             prepared = await run_for_client(request, pipeline.prepare(body.query, k, timings), timeout_s)
+            request.state.degraded = prepared.degraded
             events = rag_sse(
                 pipeline.llm,
                 prepared,
@@ -126,7 +140,8 @@ async def rag(
                 source_dicts,
             )
             return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        result = await run_for_client(request, pipeline.run(body.query, k), timeout_s)
+        result = await run_for_client(request, pipeline.run(body.query, k, timings), timeout_s)
     except ClientDisconnectedError:
         return Response(status_code=499)  # nobody is listening; nothing is sent
+    request.state.degraded = result.degraded
     return _to_response(result)

@@ -13,7 +13,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
@@ -23,6 +23,14 @@ from rag_gateway.resilience.deadline import remaining_s
 
 T = TypeVar("T")
 logger = logging.getLogger("rag_gateway.resilience")
+
+
+class GuardObserver(Protocol):
+    """Told about every retry and every failed attempt (metrics)."""
+
+    def on_retry(self, upstream: str, exc: GatewayError) -> None: ...
+
+    def on_failure(self, upstream: str, exc: GatewayError) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -42,12 +50,12 @@ class UpstreamGuard:
         name: str,
         policy: RetryPolicy,
         breaker: CircuitBreaker,
-        on_retry: Callable[[str, GatewayError], None] | None = None,
+        observer: GuardObserver | None = None,
     ) -> None:
         self.name = name
         self.policy = policy
         self.breaker = breaker
-        self._on_retry = on_retry
+        self._observer = observer
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -73,14 +81,16 @@ class UpstreamGuard:
                 state.attempt_number,
                 state.upcoming_sleep,
             )
-            if self._on_retry is not None:
-                self._on_retry(self.name, exc)
+            if self._observer is not None:
+                self._observer.on_retry(self.name, exc)
 
     async def _attempt(self, call: Callable[[], Awaitable[T]]) -> T:
         self.breaker.before_call()
         try:
             result = await call()
         except GatewayError as exc:
+            if self._observer is not None and not isinstance(exc, CircuitOpenError):
+                self._observer.on_failure(self.name, exc)
             if exc.counts_as_upstream_failure:
                 self.breaker.record_failure()
             else:
