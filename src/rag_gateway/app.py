@@ -17,6 +17,7 @@ from rag_gateway.api.health import router as health_router
 from rag_gateway.api.openai_compat import router as openai_router
 from rag_gateway.api.request_id import RequestIdMiddleware
 from rag_gateway.api.routes import router
+from rag_gateway.observability.logs import stamp_request_ids
 from rag_gateway.observability.metrics import Metrics
 from rag_gateway.services import open_services
 from rag_gateway.settings import Settings
@@ -25,6 +26,7 @@ from rag_gateway.settings import Settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; settings default to the environment and `.env`."""
     resolved = settings or Settings()
+    stamp_request_ids()
     metrics = Metrics()
     in_flight = InFlight()
     metrics.in_flight.set_function(lambda: in_flight.count)

@@ -46,7 +46,6 @@ async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
         exc.error_type,
         exc.upstream,
         extra={
-            "request_id": current_request_id(),
             "upstream": exc.upstream,
             "cause": type(exc.__cause__).__name__,
         },

@@ -54,7 +54,7 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            logger.exception("unhandled error", extra={"request_id": request_id})
+            logger.exception("unhandled error")
             if started:
                 raise
             body = orjson.dumps(

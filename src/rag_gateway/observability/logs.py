@@ -19,6 +19,21 @@ from rag_gateway.request_context import current_request_id
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
 
 
+_default_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _default_factory(*args, **kwargs)
+    if not hasattr(record, "request_id"):
+        record.request_id = current_request_id()  # stamped where the record is made, in the request's context
+    return record
+
+
+def stamp_request_ids() -> None:
+    """Every log record carries the id of the request it was written for (idempotent)."""
+    logging.setLogRecordFactory(_record_with_request_id)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -27,7 +42,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None) or current_request_id(),
+            "request_id": getattr(record, "request_id", None),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key not in entry:
