@@ -73,3 +73,13 @@ def test_sagemaker_client_makes_one_attempt_with_explicit_timeouts() -> None:
     assert config.retries == {"mode": "standard", "total_max_attempts": 1}
     assert config.read_timeout == 42
     assert config.connect_timeout == 3.0
+
+
+def test_the_readme_documents_every_setting_and_the_ci_commands() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in readme]
+    assert missing == []
+    ci = (PROJECT_ROOT / ".ci" / "run").read_text()
+    for command in ("make lint", "make test"):
+        assert command in ci and command in readme
+    assert "make demo" in readme and "make smoke" in readme

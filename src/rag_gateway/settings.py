@@ -32,11 +32,11 @@ class Settings(BaseSettings):
     )
 
     # --- HTTP API -------------------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
+    host: str = Field("127.0.0.1", description="Interface `serve` binds.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `serve` binds.")
     default_top_k: int = Field(3, ge=1, le=20, description="Sources kept after reranking when k is omitted.")
     max_query_chars: int = Field(2000, ge=1, description="Longest accepted query, in characters.")
-    log_level: str = "info"
+    log_level: str = Field("info", description="debug, info, warning or error.")
     log_json: bool = Field(True, description="One JSON object per log line.")
     log_queries: bool = Field(False, description="Put the query text in access log lines.")
     workers: int = Field(1, ge=1, le=64, description="Server processes; more than 1 needs QDRANT_URL.")
@@ -57,8 +57,10 @@ class Settings(BaseSettings):
 
     # --- Resilience ---------------------------------------------------------------------------------
     retry_max_attempts: int = Field(3, ge=1, le=10, description="Attempts per upstream call, first included.")
-    retry_base_delay_s: float = Field(0.1, ge=0)
-    retry_max_delay_s: float = Field(2.0, ge=0)
+    retry_base_delay_s: float = Field(
+        0.1, ge=0, description="First backoff; doubles per attempt, with jitter."
+    )
+    retry_max_delay_s: float = Field(2.0, ge=0, description="Longest backoff between attempts.")
     breaker_failure_threshold: int = Field(5, ge=1, description="Consecutive failures that open a breaker.")
     breaker_reset_timeout_s: float = Field(30.0, gt=0, description="How long an open breaker fails fast.")
     query_understanding_timeout_s: PositiveFloat = Field(
@@ -66,30 +68,36 @@ class Settings(BaseSettings):
     )
 
     # --- OpenAI (self-query and query expansion) -----------------------------------------------------
-    openai_api_key: SecretStr = SecretStr("")
-    openai_model_id: str = "gpt-4o-mini"
-    openai_base_url: str | None = None
-    openai_timeout_s: PositiveFloat = 10.0
-    openai_connect_timeout_s: PositiveFloat = 2.0
-    openai_max_connections: int = Field(100, ge=1)
-    openai_max_keepalive: int = Field(20, ge=1)
+    openai_api_key: SecretStr = Field(
+        SecretStr(""), description="Key for self-query and expansion (secret; never logged)."
+    )
+    openai_model_id: str = Field("gpt-4o-mini", description="Chat model for self-query and expansion.")
+    openai_base_url: str | None = Field(
+        None, description="Any OpenAI-compatible server; empty = api.openai.com."
+    )
+    openai_timeout_s: PositiveFloat = Field(10.0, description="Per-call timeout for OpenAI.")
+    openai_connect_timeout_s: PositiveFloat = Field(2.0, description="Connect timeout for OpenAI.")
+    openai_max_connections: int = Field(100, ge=1, description="Connection pool size for OpenAI.")
+    openai_max_keepalive: int = Field(20, ge=1, description="Idle keep-alive connections kept for OpenAI.")
     query_expansion_n: int = Field(3, ge=1, le=10, description="Queries searched: the original plus N-1.")
 
     # --- SageMaker (the LLM microservice, Hugging Face TGI) -------------------------------------------
-    sagemaker_endpoint_inference: str = "twin"
-    aws_region: str = "eu-central-1"
+    sagemaker_endpoint_inference: str = Field(
+        "twin", description="SageMaker endpoint running Hugging Face TGI."
+    )
+    aws_region: str = Field("eu-central-1", description="AWS region of the endpoint.")
     aws_access_key: SecretStr | None = Field(None, description="Handbook name; AWS_ACCESS_KEY_ID also works.")
     aws_secret_key: SecretStr | None = Field(None, description="Handbook name; AWS_SECRET_ACCESS_KEY too.")
     aws_endpoint_url_sagemaker_runtime: str | None = Field(
         None, description="botocore's own variable; also honoured when set in .env."
     )
-    sagemaker_connect_timeout_s: PositiveFloat = 3.0
-    sagemaker_read_timeout_s: PositiveFloat = 60.0
-    sagemaker_max_pool_connections: int = Field(50, ge=1)
-    max_new_tokens_inference: int = Field(150, ge=1)
+    sagemaker_connect_timeout_s: PositiveFloat = Field(3.0, description="Connect timeout for SageMaker.")
+    sagemaker_read_timeout_s: PositiveFloat = Field(60.0, description="Read timeout for one generation.")
+    sagemaker_max_pool_connections: int = Field(50, ge=1, description="Connection pool size for SageMaker.")
+    max_new_tokens_inference: int = Field(150, ge=1, description="TGI max_new_tokens (answer length).")
     temperature_inference: float = Field(0.01, gt=0, description="TGI rejects 0.")
     top_p_inference: float = Field(0.9, gt=0, lt=1, description="TGI requires 0 < top_p < 1.")
-    repetition_penalty_inference: float = Field(1.1, gt=0)
+    repetition_penalty_inference: float = Field(1.1, gt=0, description="TGI repetition_penalty.")
 
     # --- Generator backend --------------------------------------------------------------------------
     llm_backend: Literal["sagemaker", "openai"] = Field(
@@ -104,22 +112,38 @@ class Settings(BaseSettings):
     served_model_name: str = Field("llm-twin", description="The model id /v1/models lists.")
 
     # --- Vector store -----------------------------------------------------------------------------
-    qdrant_url: str | None = None
-    qdrant_api_key: SecretStr | None = None
-    qdrant_path: Path = Path("qdrant_data")
-    qdrant_timeout_s: PositiveFloat = 5.0
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; empty = local mode in QDRANT_PATH.")
+    qdrant_api_key: SecretStr | None = Field(None, description="Qdrant server API key (secret).")
+    qdrant_path: Path = Field(
+        Path("qdrant_data"), description="Local-mode Qdrant folder (one process at a time)."
+    )
+    qdrant_timeout_s: PositiveFloat = Field(5.0, description="Per-call timeout for a Qdrant server.")
     search_limit_per_query: int = Field(5, ge=1, le=100, description="Hits per (collection, query) search.")
     author_cache_ttl_s: float = Field(60.0, ge=0, description="How long the indexed author list is reused.")
 
     # --- Models -----------------------------------------------------------------------------------
-    text_embedding_model_id: str = OFFLINE_EMBEDDING_MODEL_ID
-    embedding_tokenizer_dir: Path = Path("models/all-MiniLM-L6-v2")
-    reranking_cross_encoder_model_id: str = EMBEDDING_RERANKER_ID
+    text_embedding_model_id: str = Field(
+        OFFLINE_EMBEDDING_MODEL_ID, description="fastembed model id; the default is the offline MiniLM int8."
+    )
+    embedding_tokenizer_dir: Path = Field(
+        Path("models/all-MiniLM-L6-v2"),
+        description="Tokenizer files of the offline model (filled by `make install`).",
+    )
+    reranking_cross_encoder_model_id: str = Field(
+        EMBEDDING_RERANKER_ID,
+        description="`embedding` (rerank with the embedder) or a fastembed cross-encoder id.",
+    )
     reranking_cross_encoder_model_path: Path | None = Field(
         None, description="Local folder with model.onnx + tokenizer files for the cross-encoder."
     )
-    model_cache_dir: Path | None = None
-    cpu_pool_workers: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1)
+    model_cache_dir: Path | None = Field(
+        None, description="fastembed's download cache for models named by id."
+    )
+    cpu_pool_workers: int = Field(
+        default_factory=lambda: max(1, min(4, os.cpu_count() or 1)),
+        ge=1,
+        description="Threads for embedding, reranking and local vector search; default: cores, at most 4.",
+    )
     cpu_pool_max_queue: int = Field(256, ge=1, description="Jobs waiting for the CPU pool; beyond, 503.")
     onnx_threads: int | None = Field(None, ge=1, description="Threads per ONNX session; default all cores.")
 
