@@ -101,7 +101,10 @@ async def run_load(
                     await ctl.post(f"{controls[which]}/_emulator/faults", json=fault)
                     injected += 1
 
+        samples: list[tuple[float, int, float]] = []
+        sampler = asyncio.create_task(sample_process(pid, 30.0, samples))
         await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        sampler.cancel()
     total = sum(v for k, v in statuses.items() if k != "200 degraded")
     print(
         f"requests sent: {total} over {minutes:g} min at concurrency {concurrency}; faults injected: {injected}"
@@ -112,6 +115,10 @@ async def run_load(
         f"p99={percentile(latencies, 0.99) * 1000:.0f} ms max={max(latencies) * 1000:.0f} ms"
     )
     print(f"requests past their {DEADLINE_S:g} s deadline (+1 s grace): {len(overran)}")
+    print(
+        "gateway during the run (s: sockets, RSS MB): "
+        + ", ".join(f"{t:.0f}s: {n}, {m:.0f}" for t, n, m in samples)
+    )
 
 
 def main() -> None:
@@ -173,7 +180,7 @@ def main() -> None:
         httpx.post(f"{url}/rag", json={"query": QUESTIONS[0]}, timeout=30)  # warm up
         sockets, rss = process_stats(serve.pid)
         print(f"gateway at start: open sockets={sockets}, RSS={rss:.0f} MB")
-        asyncio.run(run_load(url, controls, args.minutes, args.concurrency, args.fault_rate))
+        asyncio.run(run_load(url, controls, args.minutes, args.concurrency, args.fault_rate, serve.pid))
         for control in controls.values():
             httpx.delete(f"{control}/_emulator/faults", timeout=5)
         time.sleep(1)  # let closed connections settle before counting sockets
