@@ -64,8 +64,17 @@ def process_stats(pid: int) -> tuple[int, float]:
     return sockets, rss_kb / 1024
 
 
+async def sample_process(pid: int, every_s: float, samples: list[tuple[float, int, float]]) -> None:
+    """Sockets and RSS over the run, to show there is no growth trend."""
+    started = time.monotonic()
+    while True:
+        await asyncio.sleep(every_s)
+        sockets, rss = process_stats(pid)
+        samples.append((time.monotonic() - started, sockets, rss))
+
+
 async def run_load(
-    url: str, controls: dict[str, str], minutes: float, concurrency: int, fault_rate: float
+    url: str, controls: dict[str, str], minutes: float, concurrency: int, fault_rate: float, pid: int
 ) -> None:
     rng = random.Random(20261125)
     statuses: Counter[str] = Counter()
