@@ -82,6 +82,9 @@ def gateway_settings(emulators: RunningEmulators, qdrant_path: Path, **overrides
         "sagemaker_endpoint_inference": emulators.endpoint_name,
         "sagemaker_read_timeout_s": 1.5,
         "author_cache_ttl_s": 0.0,
+        # caches off: most tests count the upstream calls each request makes (test_caches turns them on)
+        "query_cache_size": 0,
+        "embedding_cache_size": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from rag_gateway.caches import EmbeddingCache, UnderstandingCache
 from rag_gateway.compute import CpuPool
 from rag_gateway.corpus import CorpusCatalog
 from rag_gateway.embedding import Embedder, Vector
@@ -102,6 +103,8 @@ class RagPipeline:
         search_limit: int,
         understanding_budget_s: float,
         collections: Sequence[str],
+        understanding_cache: UnderstandingCache | None = None,
+        embedding_cache: EmbeddingCache | None = None,
     ) -> None:
         self._self_query = self_query
         self._expander = expander
@@ -114,6 +117,8 @@ class RagPipeline:
         self._search_limit = search_limit
         self._understanding_budget_s = understanding_budget_s
         self._all_collections = tuple(collections)
+        self._understanding_cache = understanding_cache or UnderstandingCache(0, 0)
+        self._embedding_cache = embedding_cache or EmbeddingCache(0)
 
     async def _optional(self, step: str, work: Awaitable[T], fallback: T, degraded: list[str]) -> T:
         """Run a step the answer can live without; on failure, note it and carry on with ``fallback``."""
@@ -135,6 +140,18 @@ class RagPipeline:
         self, query: str, timings: StageTimings, degraded: list[str]
     ) -> tuple[str | None, list[str]]:
         """Self-query and expansion, concurrently; each may fail or run late without failing the request."""
+        cached = self._understanding_cache.get(query)
+        if cached is not None:
+            timings.ms["understanding_cache"] = 0.0
+            return cached
+        author, queries = await self._understand_uncached(query, timings, degraded)
+        if not degraded:
+            self._understanding_cache.put(query, author, queries)
+        return author, queries
+
+    async def _understand_uncached(
+        self, query: str, timings: StageTimings, degraded: list[str]
+    ) -> tuple[str | None, list[str]]:
         budget = self._understanding_budget_s
         return await asyncio.gather(
             self._optional(
@@ -193,7 +210,7 @@ class RagPipeline:
                 "resolve_author", self._catalog_lookup(raw_author), (None, self._all_collections), degraded
             )
         with timings.stage("embed"):
-            vectors = await self._pool.run(self._embedder.embed, queries)
+            vectors = await self._embedding_cache.embed(queries, self._embed_in_pool)
         with timings.stage("search"):
             candidates = await self._search(collections, vectors, author, degraded)
         with timings.stage("rerank"):
@@ -214,6 +231,9 @@ class RagPipeline:
             timings_ms=timings.ms,
             degraded=prepared.degraded,
         )
+
+    async def _embed_in_pool(self, texts: list[str]) -> list[Vector]:
+        return await self._pool.run(self._embedder.embed, texts)
 
     async def _catalog_lookup(self, raw_author: str | None) -> tuple[str | None, tuple[str, ...]]:
         return await self._catalog.resolve_author(raw_author), await self._catalog.collections()

@@ -14,6 +14,7 @@ from typing import Any
 
 import openai
 
+from rag_gateway.caches import EmbeddingCache, UnderstandingCache
 from rag_gateway.clients import make_openai_client, make_sagemaker_client
 from rag_gateway.compute import CpuPool
 from rag_gateway.corpus import CorpusCatalog
@@ -92,6 +93,8 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
             search_limit=settings.search_limit_per_query,
             understanding_budget_s=settings.query_understanding_timeout_s,
             collections=COLLECTIONS,
+            understanding_cache=UnderstandingCache(settings.query_cache_size, settings.query_cache_ttl_s),
+            embedding_cache=EmbeddingCache(settings.embedding_cache_size),
         )
         logger.info(
             "services ready: embedder=%s reranker=%s store=%s",

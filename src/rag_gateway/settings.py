@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     )
     qdrant_timeout_s: PositiveFloat = Field(5.0, description="Per-call timeout for a Qdrant server.")
     search_limit_per_query: int = Field(5, ge=1, le=100, description="Hits per (collection, query) search.")
+    query_cache_size: int = Field(
+        4096, ge=0, description="Self-query + expansion results kept per query text; 0 = off."
+    )
+    query_cache_ttl_s: float = Field(600.0, gt=0, description="How long a cached self-query/expansion lives.")
+    embedding_cache_size: int = Field(8192, ge=0, description="Query embeddings kept (LRU); 0 = off.")
     author_cache_ttl_s: float = Field(60.0, ge=0, description="How long the indexed author list is reused.")
 
     # --- Models -----------------------------------------------------------------------------------
