@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export EMBEDDING_TOKENIZER_DIR ?= $(MODEL_DIR)
 
-.PHONY: install test lint format serve ingest demo smoke emulate deploy-endpoint delete-endpoint validate-deploy clean
+.PHONY: install test lint format serve ingest demo smoke emulate deploy-endpoint delete-endpoint validate-deploy bench load clean
 
 install: $(VENV)/.installed $(MODEL_DIR)/.verified
 
@@ -30,13 +30,13 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts benchmarks locustfile.py
+	$(BIN)/ruff format --check src tests scripts benchmarks locustfile.py
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff check --fix src tests scripts
-	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff check --fix src tests scripts benchmarks locustfile.py
+	$(BIN)/ruff format src tests scripts benchmarks locustfile.py
 
 serve: install
 	$(BIN)/rag-gateway serve --host $(HOST) --port $(PORT)
@@ -62,6 +62,22 @@ deploy-endpoint: install
 
 delete-endpoint: install
 	$(BIN)/rag-gateway endpoint delete
+
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+USERS ?= 32
+SPAWN_RATE ?= 8
+DURATION ?= 60s
+$(VENV)/.installed-load: pyproject.toml requirements.lock | $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[load]'
+	touch $@
+
+load: install $(VENV)/.installed-load
+	mkdir -p load-results
+	$(BIN)/locust -f locustfile.py --headless -u $(USERS) -r $(SPAWN_RATE) -t $(DURATION) \
+		--host $(RAG_URL) --csv load-results/load --html load-results/load.html
 
 validate-deploy: install
 	VENV=$(VENV) bash scripts/validate_deploy.sh

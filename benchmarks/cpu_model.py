@@ -1,0 +1,145 @@
+"""CPU seconds of the gateway's local model work for one request, measured in isolation.
+
+    python -m benchmarks.cpu_model [--queries ../shared/data/queries.json] [-n 100]
+
+Settings (QDRANT_PATH, EMBEDDING_TOKENIZER_DIR, ONNX_THREADS...) come from the environment and `.env`, as
+for the gateway. The Qdrant folder must not be open in another process (local mode locks it).
+
+For each question this does, synchronously and in this process, exactly the local work of the gateway's
+pipeline: embed the question and the expansions the OpenAI emulator would return in one batch, one batched
+search per collection (with the author filter self-query would give), deduplicate, rerank, build the
+prompt. CPU time is ``time.process_time()`` (every thread of this process, ONNX runtime's included), so the
+number is the model work alone: no HTTP, no SDKs, no event loop. Prints one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from benchmarks.loadgen import load_questions
+from rag_gateway.embedding import Embedder
+from rag_gateway.emulators import fake_llm
+from rag_gateway.pipeline import deduplicate
+from rag_gateway.prompt import build_prompt
+from rag_gateway.query_expansion import parse_expansions
+from rag_gateway.reranking import build_reranker, top_k
+from rag_gateway.self_query import parse_author
+from rag_gateway.settings import COLLECTIONS, Settings
+from rag_gateway.vector_store import AUTHOR_NAME_KEY, Hit, author_filter
+
+
+def _normalise(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def emulated_understanding(question: str, alternatives: int) -> tuple[str | None, list[str]]:
+    """What self-query and expansion return for ``question`` when the OpenAI emulator answers them."""
+    author = parse_author(json.dumps({"author": fake_llm.find_person_name(question)}))
+    if alternatives <= 0:
+        return author, [question]
+    content = json.dumps({"queries": fake_llm.expand_query(question, alternatives)})
+    return author, [question, *parse_expansions(content, question, alternatives)]
+
+
+def indexed_authors(client: QdrantClient, collections: Sequence[str]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for name in collections:
+        result = client.facet(name, key=AUTHOR_NAME_KEY, limit=10_000, exact=True)
+        names.update({_normalise(str(hit.value)): str(hit.value) for hit in result.hits})
+    return names
+
+
+def to_hit(collection: str, point: models.ScoredPoint) -> Hit:
+    vector = point.vector
+    array = np.asarray(vector, dtype=np.float32) if isinstance(vector, list) else None
+    return Hit(str(point.id), collection, float(point.score), point.payload or {}, array)
+
+
+def measure(settings: Settings, questions: Sequence[str], requests: int, warmup: int = 5) -> dict[str, Any]:
+    embedder = Embedder(settings)
+    reranker = build_reranker(settings, embedder)
+    client = QdrantClient(path=str(settings.qdrant_path))
+    try:
+        present = {c.name for c in client.get_collections().collections}
+        collections = [c for c in COLLECTIONS if c in present]
+        authors = indexed_authors(client, collections)
+        alternatives = settings.query_expansion_n - 1
+        stage_cpu: dict[str, list[float]] = {"embed": [], "search": [], "rerank": []}
+        totals: list[float] = []
+        wall_start = cpu_start = 0.0
+        for i in range(warmup + requests):
+            if i == warmup:
+                wall_start, cpu_start = time.perf_counter(), time.process_time()
+            question = questions[i % len(questions)]
+            raw_author, queries = emulated_understanding(question, alternatives)
+            author = authors.get(_normalise(raw_author)) if raw_author else None
+            t0 = time.process_time()
+            vectors = embedder.embed(queries)
+            t1 = time.process_time()
+            hits: list[list[Hit]] = []
+            for collection in collections:
+                responses = client.query_batch_points(
+                    collection,
+                    requests=[
+                        models.QueryRequest(
+                            query=v.tolist(),
+                            filter=author_filter(author),
+                            limit=settings.search_limit_per_query,
+                            with_payload=True,
+                            with_vector=True,
+                        )
+                        for v in vectors
+                    ],
+                )
+                hits.extend([to_hit(collection, p) for p in r.points] for r in responses)
+            candidates = deduplicate(hits)
+            t2 = time.process_time()
+            scores = reranker.score(question, vectors[0], candidates)
+            build_prompt(question, [hit for hit, _ in top_k(candidates, scores, settings.default_top_k)])
+            t3 = time.process_time()
+            if i >= warmup:
+                stage_cpu["embed"].append(t1 - t0)
+                stage_cpu["search"].append(t2 - t1)
+                stage_cpu["rerank"].append(t3 - t2)
+                totals.append(t3 - t0)
+        cpu_total = time.process_time() - cpu_start
+        wall_total = time.perf_counter() - wall_start
+    finally:
+        client.close()
+    return {
+        "method": "in-process time.process_time() of embed+search+rerank (the gateway's local work)",
+        "requests": requests,
+        "cpu_s_per_request": cpu_total / requests,
+        "wall_s_per_request": wall_total / requests,
+        "stage_cpu_ms_median": {k: round(statistics.median(v) * 1000, 3) for k, v in stage_cpu.items()},
+        "onnx_threads": settings.onnx_threads,
+        "collections": collections,
+        "cores": os.cpu_count(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--queries", type=Path, default=None, help="queries.json (default: built-in list)")
+    parser.add_argument("-n", "--requests", type=int, default=100, help="measured questions")
+    parser.add_argument("--seed", type=int, default=20240917)
+    args = parser.parse_args(argv)
+    settings = Settings()
+    questions = load_questions(args.queries, seed=args.seed)
+    print(json.dumps(measure(settings, questions, args.requests)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""The LLM Engineer's Handbook's inference design, kept as the benchmark's reference point.
+
+    python -m benchmarks.handbook_baseline --port 8010      (settings from the environment, as the gateway)
+
+The Handbook serves ``POST /rag`` from an ``async def`` FastAPI endpoint that calls its synchronous RAG code
+directly, so the event loop is blocked for the whole request and one process answers one request at a
+time. Reproduced here on purpose, with the same emulators, embedder, reranker and prompt as the gateway:
+
+- ``async def rag`` runs everything synchronously, in the event loop's thread;
+- self-query, then query expansion, one after the other, each on a new synchronous ``openai.OpenAI``
+  client (the Handbook builds a new LangChain ``ChatOpenAI`` in each ``generate``);
+- per expanded query (in a per-request ``ThreadPoolExecutor``, as the Handbook's ``ContextRetriever``):
+  embed that one query, then search the collections one after the other;
+- rerank synchronously, build the Handbook's prompt (``rag_gateway.prompt.build_prompt``);
+- call SageMaker on a synchronous ``boto3`` ``sagemaker-runtime`` client created for this request (the
+  Handbook builds ``LLMInferenceSagemakerEndpoint``, and its ``boto3.client``, per call).
+
+Deviations, to run on one machine with no accounts:
+
+- Qdrant: local mode instead of a Qdrant server. It locks its folder per process, so ONE synchronous
+  ``QdrantClient`` is opened at start-up (the Handbook also keeps one module-level client) on this
+  process's own copy of the folder (``QDRANT_PATH``; ``scripts/bench.py`` copies the gateway's).
+- Authors: the Handbook resolves the self-queried name through MongoDB (``UserDocument.get_or_create``)
+  and filters on ``author_id``; here the indexed names are read once at start-up (the gateway caches them
+  too) and the filter is on ``author_full_name``, like the gateway's.
+- Work per request is the gateway's: the same models (fastembed MiniLM, the configured reranker), the same
+  number of expansions (``QUERY_EXPANSION_N``) and of hits per (collection, query) search
+  (``SEARCH_LIMIT_PER_QUERY``; the Handbook keeps ``k // 3``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import numpy as np
+import openai
+from fastapi import FastAPI, Request
+from qdrant_client import QdrantClient, models
+
+from rag_gateway.embedding import Embedder, Vector
+from rag_gateway.llm import parse_generated_text
+from rag_gateway.pipeline import deduplicate
+from rag_gateway.prompt import build_prompt
+from rag_gateway.query_expansion import SYSTEM_PROMPT as EXPANSION_PROMPT
+from rag_gateway.query_expansion import expansion_schema, parse_expansions
+from rag_gateway.reranking import Reranker, build_reranker, top_k
+from rag_gateway.schemas import RagRequest
+from rag_gateway.self_query import SCHEMA as SELF_QUERY_SCHEMA
+from rag_gateway.self_query import SYSTEM_PROMPT as SELF_QUERY_PROMPT
+from rag_gateway.self_query import parse_author
+from rag_gateway.settings import COLLECTIONS, Settings
+from rag_gateway.vector_store import AUTHOR_NAME_KEY, Hit, author_filter
+
+
+def _normalise(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+@dataclass
+class BaselineState:
+    settings: Settings
+    embedder: Embedder
+    reranker: Reranker
+    qdrant: QdrantClient
+    collections: list[str]
+    authors: dict[str, str]
+
+
+class Timings:
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = round((time.perf_counter() - start) * 1000, 2)
+
+
+def _chat(settings: Settings, system: str, user: str, schema_name: str, schema: dict[str, Any]) -> str:
+    """One structured chat call on a brand-new synchronous client, as the Handbook does per step."""
+    with openai.OpenAI(
+        api_key=settings.openai_api_key.get_secret_value() or "missing-key",
+        base_url=settings.openai_base_url,
+        timeout=settings.openai_timeout_s,  # retries: the SDK's default (2), as LangChain's ChatOpenAI
+    ) as client:
+        completion = client.chat.completions.create(
+            model=settings.openai_model_id,
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+            },
+            temperature=0,
+        )
+    return completion.choices[0].message.content or ""
+
+
+def self_query(settings: Settings, query: str) -> str | None:
+    return parse_author(_chat(settings, SELF_QUERY_PROMPT, query, "self_query", SELF_QUERY_SCHEMA))
+
+
+def expand(settings: Settings, query: str) -> list[str]:
+    n = settings.query_expansion_n - 1
+    if n <= 0:
+        return [query]
+    content = _chat(settings, EXPANSION_PROMPT.format(n=n), query, "query_expansion", expansion_schema(n))
+    return [query, *parse_expansions(content, query, n)]
+
+
+def _to_hit(collection: str, point: models.ScoredPoint) -> Hit:
+    vector = point.vector
+    array = np.asarray(vector, dtype=np.float32) if isinstance(vector, list) else None
+    return Hit(str(point.id), collection, float(point.score), point.payload or {}, array)
+
+
+def search_one_query(state: BaselineState, query: str, author: str | None) -> tuple[Vector, list[Hit]]:
+    """The Handbook's ``_search``: embed one query, then search each collection in turn."""
+    vector = state.embedder.embed([query])[0]
+    hits: list[Hit] = []
+    for collection in state.collections:
+        response = state.qdrant.query_points(
+            collection,
+            query=vector.tolist(),
+            query_filter=author_filter(author),
+            limit=state.settings.search_limit_per_query,
+            with_payload=True,
+            with_vectors=True,
+        )
+        hits.extend(_to_hit(collection, point) for point in response.points)
+    return vector, hits
+
+
+def generate(settings: Settings, prompt: str) -> str:
+    """InvokeEndpoint on a ``boto3`` client created for this call (the Handbook's per-request client)."""
+    credentials: dict[str, str] = {}
+    if settings.aws_access_key and settings.aws_secret_key:
+        credentials = {
+            "aws_access_key_id": settings.aws_access_key.get_secret_value(),
+            "aws_secret_access_key": settings.aws_secret_key.get_secret_value(),
+        }
+    client = boto3.client(
+        "sagemaker-runtime",
+        region_name=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url_sagemaker_runtime,
+        **credentials,
+    )
+    response = client.invoke_endpoint(
+        EndpointName=settings.sagemaker_endpoint_inference,
+        ContentType="application/json",
+        Accept="application/json",
+        Body=json.dumps(
+            {
+                "inputs": prompt,
+                "parameters": {
+                    "max_new_tokens": settings.max_new_tokens_inference,
+                    "temperature": settings.temperature_inference,
+                    "top_p": settings.top_p_inference,
+                    "repetition_penalty": settings.repetition_penalty_inference,
+                    "return_full_text": False,
+                },
+            }
+        ),
+    )
+    text = parse_generated_text(response["Body"].read())
+    return text.removeprefix(prompt).strip()
+
+
+def rag_sync(state: BaselineState, query: str, k: int) -> dict[str, Any]:
+    """The whole request, synchronously (called straight from ``async def``: it blocks the event loop)."""
+    settings = state.settings
+    timings = Timings()
+    with timings.stage("total"):
+        with timings.stage("self_query"):
+            raw_author = self_query(settings, query)
+        with timings.stage("expand"):
+            queries = expand(settings, query)
+        author = state.authors.get(_normalise(raw_author)) if raw_author else None
+        with timings.stage("retrieve"), concurrent.futures.ThreadPoolExecutor() as executor:
+            results = list(executor.map(lambda q: search_one_query(state, q, author), queries))
+        candidates = deduplicate([hits for _, hits in results])
+        with timings.stage("rerank"):
+            scores = state.reranker.score(query, results[0][0], candidates)
+        ranked = top_k(candidates, scores, k)
+        prompt = build_prompt(query, [hit for hit, _ in ranked])
+        with timings.stage("llm"):
+            answer = generate(settings, prompt)
+    return {
+        "answer": answer,
+        "sources": [
+            {
+                "id": hit.id,
+                "collection": hit.collection,
+                "title": hit.payload.get("title"),
+                "link": hit.payload.get("link"),
+                "author": hit.payload.get("author_full_name"),
+                "platform": hit.payload.get("platform"),
+                "score": round(score, 6),
+            }
+            for hit, score in ranked
+        ],
+        "author_filter": author,
+        "queries": queries,
+        "timings_ms": timings.ms,
+        "request_id": uuid.uuid4().hex,
+    }
+
+
+def open_state(settings: Settings) -> BaselineState:
+    embedder = Embedder(settings)  # the Handbook's embedding model is a process-wide singleton too
+    reranker = build_reranker(settings, embedder)
+    qdrant = QdrantClient(path=str(settings.qdrant_path))
+    present = {c.name for c in qdrant.get_collections().collections}
+    collections = [c for c in COLLECTIONS if c in present]
+    authors: dict[str, str] = {}
+    for name in collections:
+        result = qdrant.facet(name, key=AUTHOR_NAME_KEY, limit=10_000, exact=True)
+        authors.update({_normalise(str(hit.value)): str(hit.value) for hit in result.hits})
+    return BaselineState(settings, embedder, reranker, qdrant, collections, authors)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    resolved = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = open_state(resolved)
+        app.state.baseline = state
+        try:
+            yield
+        finally:
+            state.qdrant.close()
+
+    app = FastAPI(title="handbook-baseline", lifespan=lifespan)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/rag")
+    async def rag(body: RagRequest, request: Request) -> dict[str, Any]:
+        # Deliberately synchronous inside ``async def``: this is the design being measured.
+        state: BaselineState = request.app.state.baseline
+        return rag_sync(state, body.query, body.k or state.settings.default_top_k)
+
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="Serve the Handbook-style baseline (one process).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8010)
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
