@@ -328,6 +328,9 @@ def base_env(workdir: Path, openai_port: int, sagemaker_port: int) -> dict[str, 
         # whatever a developer's .env says: one process, no API keys (the load generator sends none)
         "WORKERS": "1",
         "API_KEYS_SHA256": "",
+        # caches off unless asked for: every request then does the full work the bound describes
+        "QUERY_CACHE_SIZE": os.environ.get("QUERY_CACHE_SIZE", "0"),
+        "EMBEDDING_CACHE_SIZE": os.environ.get("EMBEDDING_CACHE_SIZE", "0"),
     }
 
 

@@ -68,7 +68,7 @@ def _load_offline(settings: Settings) -> Any:
             model_name=OFFLINE_EMBEDDING_MODEL_ID,
             specific_model_path=str(model_dir),
             cache_dir=tmp,
-            threads=settings.onnx_threads,
+            threads=settings.effective_onnx_threads,
         )
 
 
@@ -83,7 +83,7 @@ class Embedder:
 
             cache = str(settings.model_cache_dir) if settings.model_cache_dir else None
             self._model = TextEmbedding(
-                model_name=settings.text_embedding_model_id, cache_dir=cache, threads=settings.onnx_threads
+                model_name=settings.text_embedding_model_id, cache_dir=cache, threads=settings.effective_onnx_threads
             )
         self.model_id = settings.text_embedding_model_id
         self.dim = len(self.embed(["dimension probe"])[0])

@@ -83,7 +83,7 @@ def build_reranker(settings: Settings, embedder: Embedder) -> Reranker:
         settings.reranking_cross_encoder_model_id,
         str(path) if path else None,
         str(settings.model_cache_dir) if settings.model_cache_dir else None,
-        settings.onnx_threads,
+        settings.effective_onnx_threads,
     )
 
 

@@ -150,7 +150,12 @@ class Settings(BaseSettings):
         description="Threads for embedding, reranking and local vector search; default: cores, at most 4.",
     )
     cpu_pool_max_queue: int = Field(256, ge=1, description="Jobs waiting for the CPU pool; beyond, 503.")
-    onnx_threads: int | None = Field(None, ge=1, description="Threads per ONNX session; default all cores.")
+    onnx_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Threads per ONNX session; default cores / CPU_POOL_WORKERS, so pool threads never "
+        "oversubscribe the cores.",
+    )
 
     @field_validator(
         "openai_base_url",
@@ -179,6 +184,10 @@ class Settings(BaseSettings):
         ):
             raise ValueError("RERANKING_CROSS_ENCODER_MODEL_PATH needs RERANKING_CROSS_ENCODER_MODEL_ID")
         return self
+
+    @property
+    def effective_onnx_threads(self) -> int:
+        return self.onnx_threads or max(1, (os.cpu_count() or 1) // self.cpu_pool_workers)
 
     @property
     def api_key_digests(self) -> list[str]:
