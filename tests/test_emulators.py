@@ -7,32 +7,25 @@ import json
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aioboto3
 import httpx
 import openai
 import pytest
-import pytest_asyncio
-from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 from rag_gateway.emulators import EmulatorThread, Fault, running_emulators
 from rag_gateway.emulators.fake_llm import find_person_name
 from rag_gateway.emulators.server import EmulatorStartError, RunningEmulators
+from tests import emulator_helpers
+from tests.emulator_helpers import ENDPOINT, INSTRUCTION, sagemaker_client
 
-ENDPOINT = "twin"
 SELF_QUERY_SYSTEM = (
     "You are an AI language model assistant. Your task is to extract information from a user question."
 )
 EXPANSION_SYSTEM = (
     "You are an AI language model assistant. Your task is to generate {n} different versions of the given "
     "user question to retrieve relevant documents from a vector database."
-)
-INSTRUCTION = (
-    "You are a content creator. Write what the user asked you to while using the provided context as the "
-    "primary source of information for the content."
 )
 
 
@@ -65,44 +58,12 @@ PARAMETERS = {
 }
 
 
-# --- fixtures -----------------------------------------------------------------------------------------
+# --- fixtures (shared: see ``emulator_helpers``) ------------------------------------------------------
 
-
-@pytest_asyncio.fixture(scope="session")
-async def emu() -> AsyncIterator[RunningEmulators]:
-    async with running_emulators(endpoint_name=ENDPOINT) as emulators:
-        yield emulators
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def _fresh_emulators(emu: RunningEmulators) -> AsyncIterator[None]:
-    await emu.openai.reset()
-    await emu.sagemaker.reset()
-    yield
-
-
-@pytest_asyncio.fixture(scope="session")
-async def oai(emu: RunningEmulators) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(base_url=emu.openai_url, api_key="test-key", max_retries=0, timeout=5.0)
-    yield client
-    await client.close()
-
-
-def sagemaker_client(emu: RunningEmulators, read_timeout: float = 5.0) -> Any:
-    return aioboto3.Session().client(
-        "sagemaker-runtime",
-        endpoint_url=emu.sagemaker_url,
-        region_name="eu-central-1",
-        aws_access_key_id="AKIDTEST",
-        aws_secret_access_key="secret",
-        config=Config(retries={"total_max_attempts": 1}, read_timeout=read_timeout, connect_timeout=2.0),
-    )
-
-
-@pytest_asyncio.fixture(scope="session")
-async def sm(emu: RunningEmulators) -> AsyncIterator[Any]:
-    async with sagemaker_client(emu) as client:
-        yield client
+emu = emulator_helpers.emu
+_fresh_emulators = emulator_helpers._fresh_emulators
+oai = emulator_helpers.oai
+sm = emulator_helpers.sm
 
 
 async def self_query(client: openai.AsyncOpenAI, question: str) -> Any:

@@ -9,29 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import aioboto3
 import aiohttp
 import httpx
 import openai
 import pytest
-import pytest_asyncio
-from botocore.config import Config
 from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError, ConnectionClosedError, EventStreamError, ReadTimeoutError
 
-from rag_gateway.emulators import Fault, eventstream, running_emulators
+from rag_gateway.emulators import Fault, eventstream
 from rag_gateway.emulators.control_client import EmulatorControl
 from rag_gateway.emulators.server import RunningEmulators
 from rag_gateway.emulators.streaming import PartSplitter
+from tests import emulator_helpers
+from tests.emulator_helpers import ENDPOINT, INSTRUCTION, sagemaker_client
 
-ENDPOINT = "twin"
-INSTRUCTION = (
-    "You are a content creator. Write what the user asked you to while using the provided context as the "
-    "primary source of information for the content."
-)
 PROMPT = (
     f"{INSTRUCTION}\nUser query: Write a post about feature pipelines\nContext: "
     "Chunk 1:\nType: article\nPlatform: medium\nAuthor: Paul Iusztin\n"
@@ -48,44 +42,12 @@ SLOW_TOKEN = 0.05
 DEADLINE = 5.0
 
 
-# --- fixtures and helpers -----------------------------------------------------------------------------
+# --- fixtures (shared: see ``emulator_helpers``) and helpers -------------------------------------------
 
-
-@pytest_asyncio.fixture(scope="session")
-async def emu() -> AsyncIterator[RunningEmulators]:
-    async with running_emulators(endpoint_name=ENDPOINT) as emulators:
-        yield emulators
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def _fresh_emulators(emu: RunningEmulators) -> AsyncIterator[None]:
-    await emu.openai.reset()
-    await emu.sagemaker.reset()
-    yield
-
-
-def sagemaker_client(emu: RunningEmulators, read_timeout: float = 5.0) -> Any:
-    return aioboto3.Session().client(
-        "sagemaker-runtime",
-        endpoint_url=emu.sagemaker_url,
-        region_name="eu-central-1",
-        aws_access_key_id="AKIDTEST",
-        aws_secret_access_key="secret",
-        config=Config(retries={"total_max_attempts": 1}, read_timeout=read_timeout, connect_timeout=2.0),
-    )
-
-
-@pytest_asyncio.fixture(scope="session")
-async def sm(emu: RunningEmulators) -> AsyncIterator[Any]:
-    async with sagemaker_client(emu) as client:
-        yield client
-
-
-@pytest_asyncio.fixture(scope="session")
-async def oai(emu: RunningEmulators) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(base_url=emu.openai_url, api_key="test-key", max_retries=0, timeout=5.0)
-    yield client
-    await client.close()
+emu = emulator_helpers.emu
+_fresh_emulators = emulator_helpers._fresh_emulators
+oai = emulator_helpers.oai
+sm = emulator_helpers.sm
 
 
 def tgi_body(prompt: str = PROMPT, **parameters: Any) -> str:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
@@ -26,11 +26,10 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from rag_gateway.compute import CpuPool
 from rag_gateway.embedding import Vector
+from rag_gateway.emulators.faults import Fault, FaultPlan
 from rag_gateway.emulators.qdrant_emulator import (
     QDRANT_TARGETS,
     QdrantEmulatorThread,
-    QdrantFault,
-    QdrantFaultPlan,
     RunningQdrantEmulator,
     running_qdrant_emulator,
 )
@@ -307,12 +306,25 @@ def client_error(error: pytest.ExceptionInfo[Exception]) -> BaseException | None
     return cause.source if isinstance(cause, ResponseHandlingException) else cause
 
 
+E = TypeVar("E", bound=Exception)
+
+
+async def failing_search(
+    emu: RunningQdrantEmulator, seeded: VectorStore, error: type[E], **fault: Any
+) -> pytest.ExceptionInfo[E]:
+    """Queue ``fault`` on ``qdrant_search``; the next search must raise ``error``, returned to check more."""
+    await emu.control.add_fault(target="qdrant_search", **fault)
+    with pytest.raises(error) as caught:
+        await search(seeded)
+    return caught
+
+
 async def test_status_503_on_search_is_upstream_unavailable(
     emu: RunningQdrantEmulator, seeded: VectorStore
 ) -> None:
-    await emu.control.add_fault(target="qdrant_search", kind="status", status=503, retry_after=1.5)
-    with pytest.raises(UpstreamUnavailableError) as caught:
-        await search(seeded)
+    caught = await failing_search(
+        emu, seeded, UpstreamUnavailableError, kind="status", status=503, retry_after=1.5
+    )
     cause = client_error(caught)
     assert isinstance(cause, UnexpectedResponse) and cause.status_code == 503
     assert cause.headers["retry-after"] == "2"  # whole seconds, rounded up, as Qdrant sends it
@@ -322,87 +334,70 @@ async def test_status_503_on_search_is_upstream_unavailable(
     assert len((await search(seeded))[0]) == 3  # the fault was used up
 
 
-async def test_status_500_is_upstream_bad_response(emu: RunningQdrantEmulator, seeded: VectorStore) -> None:
-    await emu.control.add_fault(target="qdrant_search", kind="status", status=500)
-    with pytest.raises(UpstreamBadResponseError):
-        await search(seeded)
+@pytest.mark.parametrize(
+    ("fault", "error", "cause"),
+    [
+        pytest.param({"kind": "status", "status": 500}, UpstreamBadResponseError, None, id="status_500"),
+        # "disconnected without response"
+        pytest.param({"kind": "drop"}, UpstreamUnavailableError, httpx.RemoteProtocolError, id="drop"),
+        # body shorter than Content-Length
+        pytest.param(
+            {"kind": "truncated"}, UpstreamUnavailableError, httpx.RemoteProtocolError, id="truncated"
+        ),
+        # '{"status": "ok", "partial": tru'
+        pytest.param({"kind": "malformed"}, UpstreamBadResponseError, None, id="malformed_json"),
+        pytest.param(
+            {"kind": "malformed", "body": '{"status": "ok", "time": 0.0, "result": null}'},
+            UpstreamBadResponseError,
+            None,
+            id="ok_envelope_without_result",
+        ),
+        pytest.param(
+            {"kind": "status", "status": 429}, UpstreamUnavailableError, None, id="429_without_retry_after"
+        ),
+    ],
+)
+async def test_search_fault_becomes_a_gateway_error(
+    emu: RunningQdrantEmulator,
+    seeded: VectorStore,
+    fault: dict[str, Any],
+    error: type[Exception],
+    cause: type[BaseException] | None,
+) -> None:
+    """A fault on search, as VectorStore reports it: ``error``, raised from qdrant-client's ``cause``."""
+    caught = await failing_search(emu, seeded, error, **fault)
+    if cause is not None:
+        assert isinstance(client_error(caught), cause)
 
 
 async def test_hang_beyond_the_timeout_is_upstream_timeout(
     emu: RunningQdrantEmulator, seeded: VectorStore
 ) -> None:
-    await emu.control.add_fault(target="qdrant_search", kind="hang", seconds=30)
-    with pytest.raises(UpstreamTimeoutError) as caught:
-        await search(seeded)  # qdrant_timeout_s=1
+    # beyond qdrant_timeout_s=1
+    caught = await failing_search(emu, seeded, UpstreamTimeoutError, kind="hang", seconds=30)
     assert isinstance(client_error(caught), httpx.ReadTimeout)
     record = await last_request(emu)
     assert (record["fault"], record["status"]) == ("hang", None)
-
-
-async def test_dropped_connection_is_upstream_unavailable(
-    emu: RunningQdrantEmulator, seeded: VectorStore
-) -> None:
-    await emu.control.add_fault(target="qdrant_search", kind="drop")
-    with pytest.raises(UpstreamUnavailableError) as caught:
-        await search(seeded)
-    assert isinstance(client_error(caught), httpx.RemoteProtocolError)  # "disconnected without response"
-
-
-async def test_truncated_body_is_upstream_unavailable(
-    emu: RunningQdrantEmulator, seeded: VectorStore
-) -> None:
-    await emu.control.add_fault(target="qdrant_search", kind="truncated")
-    with pytest.raises(UpstreamUnavailableError) as caught:
-        await search(seeded)
-    assert isinstance(client_error(caught), httpx.RemoteProtocolError)  # body shorter than Content-Length
 
 
 async def test_wrongly_shaped_body_is_upstream_bad_response(
     emu: RunningQdrantEmulator, seeded: VectorStore
 ) -> None:
     body = '{"status": "ok", "time": 0.0, "result": [{"points": "not a list"}]}'
-    await emu.control.add_fault(target="qdrant_search", kind="malformed", body=body)
-    with pytest.raises(UpstreamBadResponseError) as caught:
-        await search(seeded)
+    caught = await failing_search(emu, seeded, UpstreamBadResponseError, kind="malformed", body=body)
     assert isinstance(client_error(caught), ValidationError)
     await emu.control.add_fault(target="qdrant_facet", kind="malformed", body='{"result": {"hits": 7}}')
     with pytest.raises(UpstreamBadResponseError):
         await seeded.authors(COLLECTIONS[:1])
 
 
-async def test_malformed_json_body_is_upstream_bad_response(
-    emu: RunningQdrantEmulator, seeded: VectorStore
-) -> None:
-    await emu.control.add_fault(target="qdrant_search", kind="malformed")  # '{"status": "ok", "partial": tru'
-    with pytest.raises(UpstreamBadResponseError):
-        await search(seeded)
-
-
-async def test_ok_envelope_without_result_is_upstream_bad_response(
-    emu: RunningQdrantEmulator, seeded: VectorStore
-) -> None:
-    await emu.control.add_fault(
-        target="qdrant_search", kind="malformed", body='{"status": "ok", "time": 0.0, "result": null}'
-    )
-    with pytest.raises(UpstreamBadResponseError):
-        await search(seeded)
-
-
 async def test_rate_limit_with_retry_after_is_upstream_unavailable(
     emu: RunningQdrantEmulator, seeded: VectorStore
 ) -> None:
-    await emu.control.add_fault(target="qdrant_search", kind="status", status=429, retry_after=2)
-    with pytest.raises(UpstreamUnavailableError) as caught:
-        await search(seeded)
+    caught = await failing_search(
+        emu, seeded, UpstreamUnavailableError, kind="status", status=429, retry_after=2
+    )
     assert caught.value.retry_after == 2
-
-
-async def test_rate_limit_without_retry_after_is_upstream_unavailable(
-    emu: RunningQdrantEmulator, seeded: VectorStore
-) -> None:
-    await emu.control.add_fault(target="qdrant_search", kind="status", status=429)
-    with pytest.raises(UpstreamUnavailableError):
-        await search(seeded)
 
 
 async def test_latency_within_the_timeout_is_absorbed(
@@ -586,13 +581,13 @@ async def test_control_api_refuses_faults_it_cannot_serve(emu: RunningQdrantEmul
 
 
 def test_the_qdrant_latency_is_the_default_of_every_target() -> None:
-    plan = QdrantFaultPlan(QDRANT_TARGETS, {"qdrant": 0.25})
+    plan = FaultPlan(QDRANT_TARGETS, {"qdrant": 0.25})
     plan.set_latency("qdrant_search", 0.0)
     assert plan.latency_for("qdrant_count") == 0.25
     assert plan.latency_for("qdrant_search") == 0.0
-    everything = QdrantFault(target="qdrant", kind="drop", times=None)
+    everything = Fault(target="qdrant", kind="drop", times=None)
     assert all(everything.matches(target) for target in QDRANT_TARGETS)
-    assert not QdrantFault(target="qdrant_facet", kind="drop").matches("qdrant_search")
+    assert not Fault(target="qdrant_facet", kind="drop").matches("qdrant_search")
 
 
 async def test_on_disk_store_keeps_points_and_indexes_across_restarts(tmp_path: Path, pool: CpuPool) -> None:

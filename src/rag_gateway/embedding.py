@@ -83,7 +83,9 @@ class Embedder:
 
             cache = str(settings.model_cache_dir) if settings.model_cache_dir else None
             self._model = TextEmbedding(
-                model_name=settings.text_embedding_model_id, cache_dir=cache, threads=settings.effective_onnx_threads
+                model_name=settings.text_embedding_model_id,
+                cache_dir=cache,
+                threads=settings.effective_onnx_threads,
             )
         self.model_id = settings.text_embedding_model_id
         self.dim = len(self.embed(["dimension probe"])[0])

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from rag_gateway.batching import MicroBatcher
 from rag_gateway.caches import EmbeddingCache, UnderstandingCache
 from rag_gateway.compute import CpuPool
 from rag_gateway.corpus import CorpusCatalog
@@ -105,6 +106,7 @@ class RagPipeline:
         collections: Sequence[str],
         understanding_cache: UnderstandingCache | None = None,
         embedding_cache: EmbeddingCache | None = None,
+        embed_batch_window_s: float = 0.0,
     ) -> None:
         self._self_query = self_query
         self._expander = expander
@@ -119,6 +121,11 @@ class RagPipeline:
         self._all_collections = tuple(collections)
         self._understanding_cache = understanding_cache or UnderstandingCache(0, 0)
         self._embedding_cache = embedding_cache or EmbeddingCache(0)
+        self._batcher = (
+            MicroBatcher(self._embed_batch_in_pool, embed_batch_window_s)
+            if embed_batch_window_s > 0
+            else None
+        )
 
     async def _optional(self, step: str, work: Awaitable[T], fallback: T, degraded: list[str]) -> T:
         """Run a step the answer can live without; on failure, note it and carry on with ``fallback``."""
@@ -233,6 +240,11 @@ class RagPipeline:
         )
 
     async def _embed_in_pool(self, texts: list[str]) -> list[Vector]:
+        if self._batcher is not None:
+            return await self._batcher.embed(texts)
+        return await self._pool.run(self._embedder.embed, texts)
+
+    async def _embed_batch_in_pool(self, texts: list[str]) -> list[Vector]:
         return await self._pool.run(self._embedder.embed, texts)
 
     async def _catalog_lookup(self, raw_author: str | None) -> tuple[str | None, tuple[str, ...]]:

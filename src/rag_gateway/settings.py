@@ -77,8 +77,8 @@ class Settings(BaseSettings):
     )
     openai_timeout_s: PositiveFloat = Field(10.0, description="Per-call timeout for OpenAI.")
     openai_connect_timeout_s: PositiveFloat = Field(2.0, description="Connect timeout for OpenAI.")
-    openai_max_connections: int = Field(100, ge=1, description="Connection pool size for OpenAI.")
-    openai_max_keepalive: int = Field(20, ge=1, description="Idle keep-alive connections kept for OpenAI.")
+    openai_max_connections: int = Field(256, ge=1, description="Connection pool size for OpenAI.")
+    openai_max_keepalive: int = Field(64, ge=1, description="Idle keep-alive connections kept for OpenAI.")
     query_expansion_n: int = Field(3, ge=1, le=10, description="Queries searched: the original plus N-1.")
 
     # --- SageMaker (the LLM microservice, Hugging Face TGI) -------------------------------------------
@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     )
     sagemaker_connect_timeout_s: PositiveFloat = Field(3.0, description="Connect timeout for SageMaker.")
     sagemaker_read_timeout_s: PositiveFloat = Field(60.0, description="Read timeout for one generation.")
-    sagemaker_max_pool_connections: int = Field(50, ge=1, description="Connection pool size for SageMaker.")
+    sagemaker_max_pool_connections: int = Field(128, ge=1, description="Connection pool size for SageMaker.")
     max_new_tokens_inference: int = Field(150, ge=1, description="TGI max_new_tokens (answer length).")
     temperature_inference: float = Field(0.01, gt=0, description="TGI rejects 0.")
     top_p_inference: float = Field(0.9, gt=0, lt=1, description="TGI requires 0 < top_p < 1.")
@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     )
     qdrant_timeout_s: PositiveFloat = Field(5.0, description="Per-call timeout for a Qdrant server.")
     search_limit_per_query: int = Field(5, ge=1, le=100, description="Hits per (collection, query) search.")
+    embed_batch_window_ms: float = Field(
+        2.0, ge=0, le=50, description="Micro-batch window for concurrent embed calls; 0 = off."
+    )
     query_cache_size: int = Field(
         4096, ge=0, description="Self-query + expansion results kept per query text; 0 = off."
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ssl
+from collections.abc import Collection
 from typing import Any
 
 import httpx
@@ -23,10 +24,16 @@ def _tls_context() -> ssl.SSLContext:
 
 
 class EmulatorControl:
-    """Drives one emulator's ``/_emulator`` API at ``base_url`` (its root, e.g. ``http://127.0.0.1:8101``)."""
+    """Drives one emulator's ``/_emulator`` API at ``base_url`` (its root, e.g. ``http://127.0.0.1:8101``).
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
+    ``targets``: the fault targets that emulator serves; ``add_fault`` refuses any other before sending it.
+    """
+
+    def __init__(
+        self, base_url: str, *, timeout: float = 5.0, targets: Collection[str] | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self._targets = targets
         self._timeout = timeout
 
     def __repr__(self) -> str:
@@ -43,7 +50,7 @@ class EmulatorControl:
 
     async def add_fault(self, **fields: Any) -> dict[str, Any]:
         """Queue a fault (the fields of ``Fault``); validated here first so a typo fails in the caller."""
-        fault = Fault.model_validate(fields)
+        fault = Fault.model_validate(fields, context={"targets": self._targets})
         result: dict[str, Any] = await self._call("POST", "/faults", fault.to_json())
         return result
 

@@ -157,6 +157,14 @@ def _number(parameters: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
+def _positive(parameters: dict[str, Any], name: str) -> float | None:
+    """``_number``, refused unless strictly positive."""
+    value = _number(parameters, name)
+    if value is not None and value <= 0:
+        raise TGIValidationError(f"Input validation error: `{name}` must be strictly positive")
+    return value
+
+
 def parse_tgi_request(payload: Any) -> TGIRequest:
     """Validate a ``/generate``-style payload the way TGI's router does, or raise ``TGIValidationError``."""
     if not isinstance(payload, dict):
@@ -170,21 +178,13 @@ def parse_tgi_request(payload: Any) -> TGIRequest:
     parameters = payload.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise TGIValidationError("Failed to deserialize the JSON body into the target type: parameters")
-    temperature = _number(parameters, "temperature")
-    if temperature is not None and temperature <= 0:
-        raise TGIValidationError("Input validation error: `temperature` must be strictly positive")
-    repetition_penalty = _number(parameters, "repetition_penalty")
-    if repetition_penalty is not None and repetition_penalty <= 0:
-        raise TGIValidationError("Input validation error: `repetition_penalty` must be strictly positive")
+    _positive(parameters, "temperature")
+    _positive(parameters, "repetition_penalty")
     top_p = _number(parameters, "top_p")
     if top_p is not None and not 0 < top_p < 1:
         raise TGIValidationError("Input validation error: `top_p` must be > 0.0 and < 1.0")
-    top_k = _number(parameters, "top_k")
-    if top_k is not None and top_k <= 0:
-        raise TGIValidationError("Input validation error: `top_k` must be strictly positive")
-    max_new_tokens = _number(parameters, "max_new_tokens")
-    if max_new_tokens is not None and max_new_tokens <= 0:
-        raise TGIValidationError("Input validation error: `max_new_tokens` must be strictly positive")
+    _positive(parameters, "top_k")
+    max_new_tokens = _positive(parameters, "max_new_tokens")
     if not inputs:
         raise TGIValidationError("Input validation error: `inputs` cannot be empty")
     return TGIRequest(

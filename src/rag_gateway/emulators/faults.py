@@ -8,17 +8,40 @@ Streaming: ``invocations_stream`` is SageMaker's ``InvokeEndpointWithResponseStr
 the non-streaming route only); OpenAI streams on its usual chat targets when a request says
 ``stream: true``. The delay between streamed tokens is the latency of the pseudo-target ``stream_tokens``
 (``PUT /_emulator/latency``), or a fault's own ``token_seconds``.
+
+Qdrant: one target per REST operation (``qdrant_search``, ``qdrant_upsert``...), and ``qdrant`` for every
+one of them, as a fault's target and as the default latency of each.
+
+Each emulator serves only its own targets: its ``FaultPlan`` refuses the others, and its
+``EmulatorControl`` refuses them before sending (``Fault.model_validate(..., context={"targets": ...})``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-Target = Literal["self_query", "expansion", "generate", "chat", "invocations", "invocations_stream"]
+QdrantTarget = Literal[
+    "qdrant",
+    "qdrant_list",
+    "qdrant_exists",
+    "qdrant_info",
+    "qdrant_create",
+    "qdrant_delete",
+    "qdrant_index",
+    "qdrant_upsert",
+    "qdrant_retrieve",
+    "qdrant_count",
+    "qdrant_facet",
+    "qdrant_search",
+    "qdrant_scroll",
+]
+Target = Literal[
+    "self_query", "expansion", "generate", "chat", "invocations", "invocations_stream", QdrantTarget
+]
 FaultKind = Literal["latency", "status", "hang", "malformed", "truncated", "drop", "content", "break"]
 
 #: The targets of the OpenAI emulator; ``chat`` means "any chat call".
@@ -26,6 +49,12 @@ CHAT_TARGETS: frozenset[str] = frozenset({"self_query", "expansion", "generate",
 #: The targets of the SageMaker emulator: ``invocations`` (InvokeEndpoint) and ``invocations_stream``
 #: (InvokeEndpointWithResponseStream).
 INVOCATION_TARGETS: frozenset[str] = frozenset({"invocations", "invocations_stream"})
+#: The wildcard target of the Qdrant emulator: a fault or latency for it applies to every data-plane call.
+ALL_QDRANT = "qdrant"
+#: The targets of the Qdrant emulator.
+QDRANT_TARGETS: frozenset[str] = frozenset(get_args(QdrantTarget))
+#: Targets that stand for a group: a fault on one hits every call of the group.
+_WILDCARDS: dict[str, frozenset[str]] = {"chat": CHAT_TARGETS, ALL_QDRANT: QDRANT_TARGETS}
 #: Latency-only pseudo-target: the pause before each streamed token (both emulators).
 STREAM_TOKENS = "stream_tokens"
 #: How long a ``hang`` fault keeps a request open when ``seconds`` is not given.
@@ -37,6 +66,12 @@ DEFAULT_BREAK_AFTER_TOKENS = 3
 SAGEMAKER_BREAKS: tuple[str, ...] = ("ModelStreamError", "InternalStreamFailure", "tgi_error", "drop")
 #: ``error_code`` values of a ``break`` on a chat target: a closed socket (default) or an SSE error event.
 OPENAI_BREAKS: tuple[str, ...] = ("drop", "error")
+
+
+def check_served(target: str, served: Collection[str]) -> None:
+    """Refuse a ``target`` the emulator never serves: a mistake, not a fault that would never fire."""
+    if target not in served:
+        raise ValueError(f"target {target!r} is not served here (use one of {sorted(served)})")
 
 
 class Fault(BaseModel):
@@ -70,6 +105,15 @@ class Fault(BaseModel):
     #: Streaming: the pause before each token for this request (overrides the ``stream_tokens`` latency).
     token_seconds: float | None = Field(None, ge=0)
 
+    @field_validator("target")
+    @classmethod
+    def _check_served(cls, target: str, info: ValidationInfo) -> str:
+        """With ``context={"targets": served}``, only the targets of one emulator are valid."""
+        served = info.context.get("targets") if isinstance(info.context, dict) else None
+        if served is not None:
+            check_served(target, served)
+        return target
+
     @model_validator(mode="after")
     def _check_kind(self) -> Fault:
         if self.kind == "latency" and self.seconds is None:
@@ -87,11 +131,14 @@ class Fault(BaseModel):
                 raise ValueError(f"a break fault needs a streaming target, not {self.target!r}")
             if self.error_code is not None and self.error_code not in allowed:
                 raise ValueError(f"a break fault on {self.target!r} takes error_code in {list(allowed)}")
+        if self.kind == "content" and self.target in QDRANT_TARGETS:
+            raise ValueError("a content fault is OpenAI-only; use `malformed` with a `body` for Qdrant")
         return self
 
     def matches(self, target: str) -> bool:
-        """Whether a request for ``target`` is hit; a ``chat`` fault hits every chat call."""
-        return self.target == target or (self.target == "chat" and target in CHAT_TARGETS)
+        """Whether a request for ``target`` is hit; a ``chat`` fault hits every chat call, a ``qdrant``
+        fault every Qdrant call."""
+        return self.target == target or target in _WILDCARDS.get(self.target, frozenset())
 
     @property
     def hang_seconds(self) -> float:
@@ -125,10 +172,7 @@ class FaultPlan:
 
     def add(self, fault: Fault) -> None:
         """Queue ``fault``; a target this emulator never serves is a mistake, so it is refused."""
-        if fault.target not in self.targets:
-            raise ValueError(
-                f"target {fault.target!r} is not served here (use one of {sorted(self.targets)})"
-            )
+        check_served(fault.target, self.targets)
         self._pending.append(_Pending(fault, fault.times))
 
     def take(self, target: str) -> Fault | None:
@@ -153,9 +197,7 @@ class FaultPlan:
         return dropped
 
     def set_latency(self, target: str, seconds: float) -> None:
-        if target not in self.targets and target != STREAM_TOKENS:
-            known = sorted(self.targets | {STREAM_TOKENS})
-            raise ValueError(f"target {target!r} is not served here (use one of {known})")
+        check_served(target, self.targets | {STREAM_TOKENS})
         if seconds < 0:
             raise ValueError("latency must be >= 0")
         self._latency[target] = seconds
@@ -164,7 +206,8 @@ class FaultPlan:
         """Base delay of a request: its own target's setting, else its group's.
 
         Chat calls fall back to ``chat``; ``invocations_stream`` (time to the first byte of a stream) to
-        ``invocations``, so an emulator started with a base latency is slow to start streams too.
+        ``invocations``, so an emulator started with a base latency is slow to start streams too; Qdrant
+        calls to ``qdrant``.
         """
         if target in self._latency:
             return self._latency[target]
@@ -172,6 +215,8 @@ class FaultPlan:
             return self._latency.get("chat", 0.0)
         if target == "invocations_stream":
             return self._latency.get("invocations", 0.0)
+        if target in QDRANT_TARGETS:
+            return self._latency.get(ALL_QDRANT, 0.0)
         return 0.0
 
     def token_seconds(self, fault: Fault | None) -> float:

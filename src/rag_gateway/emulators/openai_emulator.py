@@ -353,17 +353,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             record.status = 400
             return error_response(400, f"Missing required parameter: '{field}'.", param=field)
 
-    fault = state.plan.take(target)
-    record.fault = fault.kind if fault is not None else None
-    delay = state.plan.latency_for(target)
-    if fault is not None and fault.kind == "latency":
-        delay += fault.seconds or 0.0
-    if not await wire.pause(state, delay):
-        return wire.drop(request, record)
-    if fault is not None and fault.kind == "status":
-        response = _fault_error(fault)
-        record.status = response.status
-        return response
+    fault, delay, early = await wire.admit(request, state, record, target, _fault_error)
+    if early is not None:
+        return early
 
     if fault is not None and fault.kind == "content" and fault.body is not None:
         content, finish_reason = fault.body, "stop"

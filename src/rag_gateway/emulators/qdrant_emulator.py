@@ -41,40 +41,35 @@ Bearer``): a missing key is a 401 "Must provide an API key or an Authorization b
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import hmac
 import importlib.metadata
 import json
 import math
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from pydantic import BaseModel, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from qdrant_client import QdrantClient, models
 
 from rag_gateway.emulators import control, wire
+from rag_gateway.emulators.background import BackgroundContext
 from rag_gateway.emulators.control_client import EmulatorControl
-from rag_gateway.emulators.faults import Fault, FaultPlan
+from rag_gateway.emulators.faults import ALL_QDRANT, QDRANT_TARGETS, Fault, FaultPlan, QdrantTarget
+from rag_gateway.emulators.listen import listen
 from rag_gateway.emulators.state import STATE, EmulatorState
 
 __all__ = [
     "ALL_QDRANT",
     "QDRANT_TARGETS",
-    "QdrantEmulatorControl",
     "QdrantEmulatorThread",
-    "QdrantFault",
-    "QdrantFaultPlan",
     "QdrantTarget",
     "RunningQdrantEmulator",
     "build_qdrant_app",
@@ -84,28 +79,8 @@ __all__ = [
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
-QdrantTarget = Literal[
-    "qdrant",
-    "qdrant_list",
-    "qdrant_exists",
-    "qdrant_info",
-    "qdrant_create",
-    "qdrant_delete",
-    "qdrant_index",
-    "qdrant_upsert",
-    "qdrant_retrieve",
-    "qdrant_count",
-    "qdrant_facet",
-    "qdrant_search",
-    "qdrant_scroll",
-]
-#: The wildcard target: a fault or latency for it applies to every data-plane call.
-ALL_QDRANT = "qdrant"
-QDRANT_TARGETS: frozenset[str] = frozenset(get_args(QdrantTarget))
-
 #: Qdrant's default ``service.max_request_size_mb`` is 32.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
-SHUTDOWN_TIMEOUT = 2.0
 #: Keeps the payload indexes of an on-disk store next to local mode's own files.
 INDEX_FILE = "emulator_payload_indexes.json"
 #: Payload index types a facet can read (Qdrant's "map" indexes).
@@ -122,62 +97,6 @@ _FAULT_MESSAGES = {
     503: "Service unavailable: emulated fault",
 }
 _WRITE_TARGETS = frozenset({"qdrant_create", "qdrant_delete", "qdrant_index", "qdrant_upsert"})
-
-
-# --- faults ---------------------------------------------------------------------------------------------
-class QdrantFault(Fault):
-    """A ``Fault`` aimed at the Qdrant emulator's targets (``qdrant`` hits every call)."""
-
-    target: QdrantTarget  # type: ignore[assignment]  # the shared ``Target`` literal has no Qdrant names
-
-    @model_validator(mode="after")
-    def _check_qdrant_kind(self) -> QdrantFault:
-        if self.kind == "content":
-            raise ValueError("a content fault is OpenAI-only; use `malformed` with a `body` for Qdrant")
-        return self
-
-    def matches(self, target: str) -> bool:
-        return self.target == target or (self.target == ALL_QDRANT and target in QDRANT_TARGETS)
-
-
-class QdrantFaultPlan(FaultPlan):
-    """A ``FaultPlan`` whose ``qdrant`` latency is the default of every Qdrant target."""
-
-    def latency_for(self, target: str) -> float:
-        latency = self.latency
-        return latency[target] if target in latency else latency.get(ALL_QDRANT, 0.0)
-
-
-class QdrantEmulatorControl(EmulatorControl):
-    """``EmulatorControl`` that validates faults against the Qdrant targets before posting them."""
-
-    async def add_fault(self, **fields: Any) -> dict[str, Any]:
-        fault = QdrantFault.model_validate(fields)
-        result: dict[str, Any] = await self._call("POST", "/faults", fault.to_json())
-        return result
-
-
-@web.middleware
-async def _qdrant_fault_route(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """``POST /_emulator/faults`` with Qdrant targets; ``control.install``'s own handler only knows
-    ``Fault``, whose ``target`` literal has no Qdrant names. Every other control route is the shared one."""
-    if request.method != "POST" or request.path != f"{control.PREFIX}/faults":
-        return await handler(request)
-    state = request.app[STATE]
-    try:
-        data = json.loads(await request.read() or b"null")
-    except ValueError:
-        return web.json_response({"error": "body is not JSON"}, status=400)
-    if not isinstance(data, dict):
-        return web.json_response({"error": "body must be a JSON object"}, status=400)
-    try:
-        fault = QdrantFault.model_validate(data)
-        state.plan.add(fault)
-    except ValidationError as exc:
-        return web.json_response({"error": f"invalid fault: {exc.errors(include_url=False)}"}, status=400)
-    except ValueError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
-    return web.json_response({"fault": fault.to_json(), "pending": len(state.plan.pending())}, status=201)
 
 
 # --- the local-mode store ----------------------------------------------------------------------------------
@@ -462,6 +381,13 @@ def error_response(
     return _json({"status": {"error": message}, "time": elapsed}, status=status, headers=headers)
 
 
+def _fault_error(fault: Fault, started: float) -> web.Response:
+    """A ``status`` fault's answer, worded as Qdrant words that status unless the fault has a message."""
+    status = fault.status or 500
+    message = fault.message or _FAULT_MESSAGES.get(status, "Emulated error")
+    return error_response(status, message, started, fault.retry_after)
+
+
 def _presented_key(request: web.BaseRequest) -> str | None:
     key = request.headers.get("api-key")
     if key is None:
@@ -542,22 +468,9 @@ def _endpoint(target: str, operation: Operation) -> Handler:
             record.status = denied.status
             return denied
 
-        fault = state.plan.take(target)
-        record.fault = fault.kind if fault is not None else None
-        delay = state.plan.latency_for(target)
-        if fault is not None and fault.kind == "latency":
-            delay += fault.seconds or 0.0
-        if not await wire.pause(state, delay):
-            return wire.drop(request, record)
-        if fault is not None and fault.kind == "status":
-            response = error_response(
-                fault.status or 500,
-                fault.message or _FAULT_MESSAGES.get(fault.status or 500, "Emulated error"),
-                started,
-                fault.retry_after,
-            )
-            record.status = response.status
-            return response
+        fault, _, early = await wire.admit(request, state, record, target, lambda f: _fault_error(f, started))
+        if early is not None:
+            return early
 
         if parse_error is not None:
             response = error_response(400, f"Format error in JSON body: {parse_error}", started)
@@ -627,8 +540,8 @@ def build_qdrant_app(
 ) -> web.Application:
     """The Qdrant emulator: the REST subset above, backed by local mode in memory (or at ``path``),
     plus the ``/_emulator`` control API. ``latency`` is the base delay of every data-plane call."""
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_qdrant_fault_route])
-    control.install(app, EmulatorState("qdrant", QdrantFaultPlan(QDRANT_TARGETS, {ALL_QDRANT: latency})))
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    control.install(app, EmulatorState("qdrant", FaultPlan(QDRANT_TARGETS, {ALL_QDRANT: latency})))
     app[API_KEYS] = (api_key, read_only_api_key)
     app.cleanup_ctx.append(_store_context(path))
     app.router.add_get("/", _root)
@@ -641,23 +554,12 @@ def build_qdrant_app(
 
 
 # --- running it ---------------------------------------------------------------------------------------------
-def _start_error(message: str) -> Exception:
-    """``server.EmulatorStartError``, imported late: ``server`` may one day import this module."""
-    from rag_gateway.emulators.server import EmulatorStartError
-
-    return EmulatorStartError(message)
-
-
 @dataclass(frozen=True)
 class RunningQdrantEmulator:
     """Where the emulator listens (``QDRANT_URL``) and its control client."""
 
     url: str
     control: EmulatorControl
-
-
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @asynccontextmanager
@@ -675,25 +577,11 @@ async def running_qdrant_emulator(
     """
     app = build_qdrant_app(api_key=api_key, path=path, latency=latency, read_only_api_key=read_only_api_key)
     async with AsyncExitStack() as stack:
-        runner = web.AppRunner(
-            app, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None
-        )
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                reason = "address already in use (choose another port, or 0 for any free one)"
-            else:
-                reason = exc.strerror or str(exc)
-            raise _start_error(f"the qdrant emulator cannot listen on {host}:{port}: {reason}") from exc
-        url = _url(host, runner.addresses[0][1])
-        yield RunningQdrantEmulator(url=url, control=QdrantEmulatorControl(url))
+        url = await listen(stack, app, host, port, "qdrant")
+        yield RunningQdrantEmulator(url=url, control=EmulatorControl(url, targets=QDRANT_TARGETS))
 
 
-class QdrantEmulatorThread:
+class QdrantEmulatorThread(BackgroundContext[RunningQdrantEmulator, str]):
     """``running_qdrant_emulator`` on its own event loop in a daemon thread.
 
     ``start()`` blocks until the emulator listens and returns its URL; ``stop()`` shuts it down, releasing
@@ -709,26 +597,16 @@ class QdrantEmulatorThread:
         latency: float = 0.0,
         read_only_api_key: str | None = None,
     ) -> None:
-        self._kwargs: dict[str, Any] = {
-            "host": host,
-            "port": port,
-            "api_key": api_key,
-            "path": path,
-            "latency": latency,
-            "read_only_api_key": read_only_api_key,
-        }
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._emulator: RunningQdrantEmulator | None = None
+        super().__init__(
+            lambda: running_qdrant_emulator(host, port, api_key, path, latency, read_only_api_key),
+            thread_name="rag-gateway-qdrant-emulator",
+            subject="the qdrant emulator",
+            thread_subject="the qdrant emulator thread",
+        )
 
     @property
     def emulator(self) -> RunningQdrantEmulator:
-        if self._emulator is None:
-            raise RuntimeError("the qdrant emulator is not running; call start() first")
-        return self._emulator
+        return self._running("the qdrant emulator is not running; call start() first")
 
     @property
     def url(self) -> str:
@@ -738,57 +616,5 @@ class QdrantEmulatorThread:
     def control(self) -> EmulatorControl:
         return self.emulator.control
 
-    def start(self, timeout: float = 10.0) -> str:
-        """Start the thread, wait until the emulator accepts connections, return its URL."""
-        if self._thread is not None:
-            raise RuntimeError("QdrantEmulatorThread already started")
-        self._ready.clear()
-        self._error = None
-        self._thread = threading.Thread(target=self._run, name="rag-gateway-qdrant-emulator", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise _start_error(f"the qdrant emulator did not start within {timeout} s")
-        if self._error is not None:
-            self._thread.join()
-            self._thread = None
-            raise self._error
+    def _handle(self) -> str:
         return self.url
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Shut the emulator down and join the thread; a no-op when not running."""
-        thread, loop, stop_event = self._thread, self._loop, self._stop_event
-        if thread is None:
-            return
-        if loop is not None and stop_event is not None:
-            with contextlib.suppress(RuntimeError):  # the loop already closed
-                loop.call_soon_threadsafe(stop_event.set)
-        thread.join(timeout)
-        if thread.is_alive():
-            raise RuntimeError(f"the qdrant emulator thread did not stop within {timeout} s")
-        self._thread = None
-        self._emulator = None
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported to start(); a thread has nowhere else to raise
-            self._error = exc
-        finally:
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
-        async with running_qdrant_emulator(**self._kwargs) as emulator:
-            self._emulator = emulator
-            self._ready.set()
-            await self._stop_event.wait()
-
-    def __enter__(self) -> str:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -180,23 +180,15 @@ async def _admit(request: web.Request, target: str) -> _Admitted | web.Response:
     return _Admitted(state, record, payload, endpoint, _region(authorization))
 
 
-async def _before_model(
-    request: web.Request, admitted: _Admitted, target: str
-) -> tuple[Fault | None, web.StreamResponse | None]:
-    """Take the next fault for ``target`` and apply its delay; an early answer when one is due."""
-    state, record = admitted.state, admitted.record
-    fault = state.plan.take(target)
-    record.fault = fault.kind if fault is not None else None
-    delay = state.plan.latency_for(target)
-    if fault is not None and fault.kind == "latency":
-        delay += fault.seconds or 0.0
-    if not await wire.pause(state, delay):
-        return fault, wire.drop(request, record)
-    if fault is not None and fault.kind == "status":
-        response = _fault_error(fault, admitted.endpoint, admitted.region)
-        record.status = response.status
-        return fault, response
-    return fault, None
+async def _before_model(request: web.Request, admitted: _Admitted, target: str) -> wire.Admission:
+    """``wire.admit`` for ``target``, a ``status`` fault answering in SageMaker's error shape."""
+    return await wire.admit(
+        request,
+        admitted.state,
+        admitted.record,
+        target,
+        lambda fault: _fault_error(fault, admitted.endpoint, admitted.region),
+    )
 
 
 async def invocations(request: web.Request) -> web.StreamResponse:
@@ -204,7 +196,7 @@ async def invocations(request: web.Request) -> web.StreamResponse:
     if isinstance(admitted, web.Response):
         return admitted
     with streaming.observe_disconnect(admitted.record):  # a client that gives up is recorded as cancelled
-        fault, early = await _before_model(request, admitted, "invocations")
+        fault, _, early = await _before_model(request, admitted, "invocations")
     if early is not None:
         return early
 
@@ -301,7 +293,7 @@ async def invocations_stream(request: web.Request) -> web.StreamResponse:
     if isinstance(admitted, web.Response):
         return admitted
     state, record = admitted.state, admitted.record
-    fault, early = await _before_model(request, admitted, "invocations_stream")
+    fault, _, early = await _before_model(request, admitted, "invocations_stream")
     if early is not None:
         return early
     kind = fault.kind if fault is not None else None

@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import errno
 import signal
 import sys
-import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, TextIO
+from typing import TextIO
 
-from aiohttp import web
-
+from rag_gateway.emulators.background import BackgroundContext
 from rag_gateway.emulators.control_client import EmulatorControl
+from rag_gateway.emulators.faults import CHAT_TARGETS, INVOCATION_TARGETS
+from rag_gateway.emulators.listen import EmulatorStartError, listen
 from rag_gateway.emulators.openai_emulator import build_openai_app
 from rag_gateway.emulators.sagemaker_emulator import build_sagemaker_app
 
@@ -37,13 +34,7 @@ __all__ = [
     "serve_forever",
 ]
 
-#: How long shutdown waits for in-flight handlers; hanging ones are released at once by the shutdown signal.
-SHUTDOWN_TIMEOUT = 2.0
 EXIT_START_FAILED = 2
-
-
-class EmulatorStartError(RuntimeError):
-    """An emulator could not start (typically: its port is already in use)."""
 
 
 @dataclass(frozen=True)
@@ -61,34 +52,12 @@ class RunningEmulators:
         return self.endpoint_names[0]
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def _endpoint_names(endpoint_name: str | Sequence[str]) -> tuple[str, ...]:
     raw = endpoint_name.split(",") if isinstance(endpoint_name, str) else list(endpoint_name)
     names = tuple(n.strip() for n in raw if n.strip())
     if not names:
         raise ValueError("at least one endpoint name is needed")
     return names
-
-
-async def _serve(stack: AsyncExitStack, app: web.Application, host: str, port: int, name: str) -> int:
-    """Start ``app`` on ``host:port`` (cleaned up by ``stack``); returns the port actually bound."""
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
-    await runner.setup()
-    stack.push_async_callback(runner.cleanup)
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            reason = "address already in use (choose another port, or 0 for any free one)"
-        else:
-            reason = exc.strerror or str(exc)
-        raise EmulatorStartError(f"the {name} emulator cannot listen on {host}:{port}: {reason}") from exc
-    bound: int = runner.addresses[0][1]
-    return bound
 
 
 @asynccontextmanager
@@ -107,21 +76,20 @@ async def running_emulators(
     """
     names = _endpoint_names(endpoint_name)
     async with AsyncExitStack() as stack:
-        openai_bound = await _serve(stack, build_openai_app(openai_latency), host, openai_port, "openai")
-        sagemaker_bound = await _serve(
+        openai_root = await listen(stack, build_openai_app(openai_latency), host, openai_port, "openai")
+        sagemaker_root = await listen(
             stack, build_sagemaker_app(names, sagemaker_latency), host, sagemaker_port, "sagemaker"
         )
-        openai_root, sagemaker_root = _url(host, openai_bound), _url(host, sagemaker_bound)
         yield RunningEmulators(
             openai_url=f"{openai_root}/v1",
             sagemaker_url=sagemaker_root,
-            openai=EmulatorControl(openai_root),
-            sagemaker=EmulatorControl(sagemaker_root),
+            openai=EmulatorControl(openai_root, targets=CHAT_TARGETS),
+            sagemaker=EmulatorControl(sagemaker_root, targets=INVOCATION_TARGETS),
             endpoint_names=names,
         )
 
 
-class EmulatorThread:
+class EmulatorThread(BackgroundContext[RunningEmulators, RunningEmulators]):
     """``running_emulators`` on its own event loop in a daemon thread.
 
     For test suites that run the gateway in another loop or process: ``start()`` blocks until both
@@ -137,26 +105,18 @@ class EmulatorThread:
         sagemaker_latency: float = 0.0,
         endpoint_name: str | Sequence[str] = "twin",
     ) -> None:
-        self._kwargs: dict[str, Any] = {
-            "host": host,
-            "openai_port": openai_port,
-            "sagemaker_port": sagemaker_port,
-            "openai_latency": openai_latency,
-            "sagemaker_latency": sagemaker_latency,
-            "endpoint_name": endpoint_name,
-        }
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._emulators: RunningEmulators | None = None
+        super().__init__(
+            lambda: running_emulators(
+                host, openai_port, sagemaker_port, openai_latency, sagemaker_latency, endpoint_name
+            ),
+            thread_name="rag-gateway-emulators",
+            subject="the emulators",
+            thread_subject="the emulator thread",
+        )
 
     @property
     def emulators(self) -> RunningEmulators:
-        if self._emulators is None:
-            raise RuntimeError("the emulators are not running; call start() first")
-        return self._emulators
+        return self._running("the emulators are not running; call start() first")
 
     @property
     def openai_url(self) -> str:
@@ -166,60 +126,8 @@ class EmulatorThread:
     def sagemaker_url(self) -> str:
         return self.emulators.sagemaker_url
 
-    def start(self, timeout: float = 10.0) -> RunningEmulators:
-        """Start the thread and wait until both emulators accept connections."""
-        if self._thread is not None:
-            raise RuntimeError("EmulatorThread already started")
-        self._ready.clear()
-        self._error = None
-        self._thread = threading.Thread(target=self._run, name="rag-gateway-emulators", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise EmulatorStartError(f"the emulators did not start within {timeout} s")
-        if self._error is not None:
-            self._thread.join()
-            self._thread = None
-            raise self._error
+    def _handle(self) -> RunningEmulators:
         return self.emulators
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Shut the emulators down and join the thread; a no-op when not running."""
-        thread, loop, stop_event = self._thread, self._loop, self._stop_event
-        if thread is None:
-            return
-        if loop is not None and stop_event is not None:
-            with contextlib.suppress(RuntimeError):  # the loop already closed
-                loop.call_soon_threadsafe(stop_event.set)
-        thread.join(timeout)
-        if thread.is_alive():
-            raise RuntimeError(f"the emulator thread did not stop within {timeout} s")
-        self._thread = None
-        self._emulators = None
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported to start(); a thread has nowhere else to raise
-            self._error = exc
-        finally:
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
-        async with running_emulators(**self._kwargs) as emulators:
-            self._emulators = emulators
-            self._ready.set()
-            await self._stop_event.wait()
-
-    def __enter__(self) -> RunningEmulators:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 async def serve_forever(

@@ -9,6 +9,8 @@ treats that as a premature client disconnection, quietly.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import NamedTuple
 
 from aiohttp import web
 
@@ -33,6 +35,42 @@ async def pause(state: EmulatorState, seconds: float) -> bool:
     except TimeoutError:
         return True
     return False
+
+
+class Admission(NamedTuple):
+    """What ``admit`` decided for a request."""
+
+    fault: Fault | None
+    #: The base latency plus a ``latency`` fault's seconds, already waited out.
+    delay: float
+    #: The answer to send instead of running the operation: a closed connection or a ``status`` fault.
+    early: web.StreamResponse | None
+
+
+async def admit(
+    request: web.BaseRequest,
+    state: EmulatorState,
+    record: RequestRecord,
+    target: str,
+    fault_error: Callable[[Fault], web.Response],
+) -> Admission:
+    """Take the next fault for ``target`` (noted in ``record``) and wait out the request's delay.
+
+    Early answers: the connection closed when the emulator shut down meanwhile, or ``fault_error(fault)``
+    (the emulator's own error shape) for a ``status`` fault. Other faults act on the answer later.
+    """
+    fault = state.plan.take(target)
+    record.fault = fault.kind if fault is not None else None
+    delay = state.plan.latency_for(target)
+    if fault is not None and fault.kind == "latency":
+        delay += fault.seconds or 0.0
+    if not await pause(state, delay):
+        return Admission(fault, delay, drop(request, record))
+    if fault is not None and fault.kind == "status":
+        response = fault_error(fault)
+        record.status = response.status
+        return Admission(fault, delay, response)
+    return Admission(fault, delay, None)
 
 
 def drop(request: web.BaseRequest, record: RequestRecord | None = None) -> web.StreamResponse:
