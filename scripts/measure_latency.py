@@ -54,10 +54,53 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def measure_streaming(url: str, requests: int, start_s: float, token_s: float) -> None:
+    """Client-side time to the first `token` event and to `done`, per streamed answer."""
+    first_token: list[float] = []
+    full: list[float] = []
+    tokens: list[int] = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for i in range(requests + 3):
+            start = time.perf_counter()
+            first = None
+            count = 0
+            with client.stream(
+                "POST", "/rag", json={"query": QUESTIONS[i % len(QUESTIONS)], "stream": True}
+            ) as r:
+                event = ""
+                for line in r.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == "token":
+                        count += 1
+                        first = first or (time.perf_counter() - start) * 1000
+            if i < 3:  # warm-up
+                continue
+            first_token.append(first or 0.0)
+            full.append((time.perf_counter() - start) * 1000)
+            tokens.append(count)
+    print(
+        f"{requests} streamed answers; emulated LLM: {start_s * 1000:.0f} ms to start, {token_s * 1000:.0f} ms/token, "
+        f"median {statistics.median(tokens):.0f} tokens"
+    )
+    print(f"{'':<22}{'p50 ms':>10}{'p95 ms':>10}")
+    print(
+        f"{'time to first token':<22}{statistics.median(first_token):>10.1f}{percentile(first_token, 0.95):>10.1f}"
+    )
+    print(f"{'time to full answer':<22}{statistics.median(full):>10.1f}{percentile(full, 0.95):>10.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--ingest", type=Path, nargs="*", default=sorted(SAMPLE.glob("*.json")))
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream answers from a slow-streaming emulator and report time to first token vs full answer",
+    )
+    parser.add_argument("--sagemaker-latency", type=float, default=0.0, help="seconds before the first token")
+    parser.add_argument("--token-seconds", type=float, default=0.03, help="--stream: seconds per token")
     args = parser.parse_args()
 
     openai_port, sagemaker_port, gateway_port = free_port(), free_port(), free_port()
@@ -84,6 +127,8 @@ def main() -> None:
             str(openai_port),
             "--sagemaker-port",
             str(sagemaker_port),
+            "--sagemaker-latency",
+            str(args.sagemaker_latency),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -93,6 +138,13 @@ def main() -> None:
         url = f"http://127.0.0.1:{gateway_port}"
         wait_for(f"http://127.0.0.1:{openai_port}/_emulator/health")
         wait_for(f"{url}/docs")
+        if args.stream:
+            httpx.put(
+                f"http://127.0.0.1:{sagemaker_port}/_emulator/latency",
+                json={"target": "stream_tokens", "seconds": args.token_seconds},
+            ).raise_for_status()
+            measure_streaming(url, args.requests, args.sagemaker_latency, args.token_seconds)
+            return
         totals: list[float] = []
         stages: dict[str, list[float]] = {}
         with httpx.Client(base_url=url, timeout=30) as client:
