@@ -15,6 +15,7 @@ import aioboto3
 import httpx2
 import openai
 from botocore.config import Config
+from pydantic import SecretStr
 
 from rag_gateway.settings import Settings
 
@@ -49,6 +50,18 @@ def sagemaker_botocore_config(settings: Settings) -> Config:
     )
 
 
+def aws_session(region: str, access_key: SecretStr | None, secret_key: SecretStr | None) -> aioboto3.Session:
+    """An aioboto3 session: the Handbook's AWS_ACCESS_KEY/AWS_SECRET_KEY when both are set, else
+    botocore's own credential chain (AWS_ACCESS_KEY_ID, profiles, instance and IRSA roles)."""
+    credentials: dict[str, str] = {}
+    if access_key and secret_key:
+        credentials = {
+            "aws_access_key_id": access_key.get_secret_value(),
+            "aws_secret_access_key": secret_key.get_secret_value(),
+        }
+    return aioboto3.Session(region_name=region, **credentials)
+
+
 async def make_sagemaker_client(settings: Settings, stack: AsyncExitStack) -> Any:
     """One aioboto3 ``sagemaker-runtime`` client, closed when ``stack`` unwinds.
 
@@ -57,13 +70,7 @@ async def make_sagemaker_client(settings: Settings, stack: AsyncExitStack) -> An
     ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``, read by botocore itself from the environment, or from `.env`
     through the settings.
     """
-    credentials: dict[str, str] = {}
-    if settings.aws_access_key and settings.aws_secret_key:
-        credentials = {
-            "aws_access_key_id": settings.aws_access_key.get_secret_value(),
-            "aws_secret_access_key": settings.aws_secret_key.get_secret_value(),
-        }
-    session = aioboto3.Session(region_name=settings.aws_region, **credentials)
+    session = aws_session(settings.aws_region, settings.aws_access_key, settings.aws_secret_key)
     client_kwargs: dict[str, Any] = {"config": sagemaker_botocore_config(settings)}
     if settings.aws_endpoint_url_sagemaker_runtime:
         client_kwargs["endpoint_url"] = settings.aws_endpoint_url_sagemaker_runtime

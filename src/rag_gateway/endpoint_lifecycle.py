@@ -27,7 +27,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aioboto3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -38,6 +37,8 @@ from botocore.exceptions import (
 )
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag_gateway.clients import aws_session
 
 #: The Hugging Face TGI deep-learning container (TGI 2.3.1) that serves the model.
 TGI_IMAGE = "huggingface-pytorch-tgi-inference:2.4.0-tgi2.3.1-gpu-py311-cu124-ubuntu22.04"
@@ -354,13 +355,7 @@ async def sagemaker_client(settings: EndpointSettings) -> AsyncIterator[Any]:
     Endpoint: ``AWS_ENDPOINT_URL_SAGEMAKER`` from the settings (so `.env` works too); botocore also reads
     it from the environment by itself.
     """
-    credentials: dict[str, str] = {}
-    if settings.aws_access_key and settings.aws_secret_key:
-        credentials = {
-            "aws_access_key_id": settings.aws_access_key.get_secret_value(),
-            "aws_secret_access_key": settings.aws_secret_key.get_secret_value(),
-        }
-    session = aioboto3.Session(region_name=settings.aws_region, **credentials)
+    session = aws_session(settings.aws_region, settings.aws_access_key, settings.aws_secret_key)
     kwargs: dict[str, Any] = {"config": control_plane_config()}
     if settings.aws_endpoint_url_sagemaker:
         kwargs["endpoint_url"] = settings.aws_endpoint_url_sagemaker

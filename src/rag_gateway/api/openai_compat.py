@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from rag_gateway.api.cancellation import ClientDisconnectedError, run_for_client
 from rag_gateway.api.dependencies import PipelineDep, SettingsDep
 from rag_gateway.api.request_id import current_request_id
-from rag_gateway.api.routes import ERROR_RESPONSES, request_timeout_s, source_dicts
+from rag_gateway.api.routes import ERROR_RESPONSES, check_query_length, request_timeout_s, source_dicts
 from rag_gateway.api.streaming import SSE_HEADERS, error_payload, generation_events
 from rag_gateway.errors import GatewayError
 from rag_gateway.generation import LLM, StreamEnd, TokenDelta
@@ -99,16 +99,7 @@ async def chat_completions(
     x_request_timeout: Annotated[str | None, Header()] = None,
 ) -> Response:
     rag_request = _query_of(body)
-    if len(rag_request.query) > settings.max_query_chars:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("body", "messages", -1, "content"),
-                    "msg": f"query is longer than {settings.max_query_chars} characters",
-                    "type": "value_error",
-                }
-            ]
-        )
+    check_query_length(rag_request.query, settings, ("body", "messages", -1, "content"))
     timeout_s = request_timeout_s(x_request_timeout, settings.request_timeout_s)
     k = rag_request.k or settings.default_top_k
     started = time.monotonic()

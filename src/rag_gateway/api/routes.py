@@ -16,6 +16,7 @@ from rag_gateway.api.request_id import current_request_id
 from rag_gateway.api.streaming import SSE_HEADERS, rag_sse
 from rag_gateway.pipeline import PreparedAnswer, RagResult, RankedSource, StageTimings
 from rag_gateway.schemas import ErrorResponse, RagRequest, RagResponse, Source
+from rag_gateway.settings import Settings
 
 router = APIRouter()
 
@@ -65,8 +66,16 @@ def _to_response(result: RagResult) -> RagResponse:
     )
 
 
-def _invalid(field: tuple[str, ...], message: str) -> RequestValidationError:
+def _invalid(field: tuple[str | int, ...], message: str) -> RequestValidationError:
     return RequestValidationError([{"loc": field, "msg": message, "type": "value_error"}])
+
+
+def check_query_length(
+    query: str, settings: Settings, loc: tuple[str | int, ...] = ("body", "query")
+) -> None:
+    """MAX_QUERY_CHARS is a setting, so it is checked here rather than in the request schema."""
+    if len(query) > settings.max_query_chars:
+        raise _invalid(loc, f"query is longer than {settings.max_query_chars} characters")
 
 
 def request_timeout_s(header: str | None, settings_timeout_s: float) -> float:
@@ -120,8 +129,7 @@ async def rag(
     accept: Annotated[str | None, Header()] = None,
 ) -> RagResponse | Response:
     """Self-query + expansion, retrieval over every collection, reranking, then the LLM's answer."""
-    if len(body.query) > settings.max_query_chars:
-        raise _invalid(("body", "query"), f"query is longer than {settings.max_query_chars} characters")
+    check_query_length(body.query, settings)
     timeout_s = request_timeout_s(x_request_timeout, settings.request_timeout_s)
     k = body.k or settings.default_top_k
     started = time.monotonic()
