@@ -122,15 +122,15 @@ class RagPipeline:
         self._understanding_cache = understanding_cache or UnderstandingCache(0, 0)
         self._embedding_cache = embedding_cache or EmbeddingCache(0)
         self._batcher = (
-            MicroBatcher(self._embed_batch_in_pool, embed_batch_window_s)
-            if embed_batch_window_s > 0
-            else None
+            MicroBatcher(self._embed_now, embed_batch_window_s) if embed_batch_window_s > 0 else None
         )
 
     async def _optional(self, step: str, work: Awaitable[T], fallback: T, degraded: list[str]) -> T:
         """Run a step the answer can live without; on failure, note it and carry on with ``fallback``."""
         try:
             return await work
+        except OverloadedError:
+            raise  # the gateway itself is full: shed the request (503), don't answer half of it
         except (GatewayError, TimeoutError) as exc:
             reason = exc.error_type if isinstance(exc, GatewayError) else "step budget exceeded"
             logger.warning(
@@ -217,7 +217,7 @@ class RagPipeline:
                 "resolve_author", self._catalog_lookup(raw_author), (None, self._all_collections), degraded
             )
         with timings.stage("embed"):
-            vectors = await self._embedding_cache.embed(queries, self._embed_in_pool)
+            vectors = await self._embedding_cache.embed(queries, self._embed)
         with timings.stage("search"):
             candidates = await self._search(collections, vectors, author, degraded)
         with timings.stage("rerank"):
@@ -239,12 +239,13 @@ class RagPipeline:
             degraded=prepared.degraded,
         )
 
-    async def _embed_in_pool(self, texts: list[str]) -> list[Vector]:
+    async def _embed(self, texts: list[str]) -> list[Vector]:
+        """Through the micro-batcher when it is on, so concurrent requests share one model run."""
         if self._batcher is not None:
             return await self._batcher.embed(texts)
-        return await self._pool.run(self._embedder.embed, texts)
+        return await self._embed_now(texts)
 
-    async def _embed_batch_in_pool(self, texts: list[str]) -> list[Vector]:
+    async def _embed_now(self, texts: list[str]) -> list[Vector]:
         return await self._pool.run(self._embedder.embed, texts)
 
     async def _catalog_lookup(self, raw_author: str | None) -> tuple[str | None, tuple[str, ...]]:
