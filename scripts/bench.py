@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,19 +58,23 @@ from benchmarks.loadgen import (  # noqa: E402
     thread_cpu_seconds,
 )
 
+from local_stack import (  # noqa: E402
+    SAMPLE_CORPUS,
+    TOKENIZER_DIR,
+    Processes,
+    free_port,
+    gateway_env,
+    ingest,
+    start_emulators,
+    start_gateway,
+    wait_for,
+)
+
 SHARED = ROOT.parent / "shared" / "data"
-SAMPLE_CORPUS = ROOT / "src" / "rag_gateway" / "sample_corpus"
-BIN = Path(sys.executable).parent
 T = TypeVar("T")
 
 
 # --- small helpers ----------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -95,60 +98,6 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
-
-
-class Processes:
-    """Child processes in their own sessions (Ctrl-C reaches only us), each logging to a file."""
-
-    def __init__(self, logdir: Path) -> None:
-        self.logdir = logdir
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, command: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.logdir / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            list(command), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-        self.running[name] = process
-        return process
-
-    def tail(self, name: str, lines: int = 25) -> str:
-        path = self.logdir / f"{name}.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, name: str, timeout: float = 10.0) -> None:
-        process = self.running.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-    def stop_all(self) -> None:
-        for name in reversed(list(self.running)):
-            self.stop(name)
-
-
-def wait_http(
-    url: str, process: subprocess.Popen[bytes], procs: Processes, name: str, deadline_s: float
-) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{name} exited with status {process.returncode}:\n{procs.tail(name)}")
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{name} did not answer {url} within {deadline_s:.0f} s:\n{procs.tail(name)}")
 
 
 # --- one measured level -------------------------------------------------------------------------------------
@@ -311,27 +260,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def base_env(workdir: Path, openai_port: int, sagemaker_port: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "EMBEDDING_TOKENIZER_DIR": os.environ.get(
-            "EMBEDDING_TOKENIZER_DIR", str(ROOT / "models" / "all-MiniLM-L6-v2")
-        ),
-        "QDRANT_PATH": str(workdir / "qdrant"),
-        "QDRANT_URL": "",
-        "OPENAI_API_KEY": "bench-key",
-        "OPENAI_BASE_URL": f"http://127.0.0.1:{openai_port}/v1",
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": f"http://127.0.0.1:{sagemaker_port}",
-        "AWS_ACCESS_KEY": "bench",
-        "AWS_SECRET_KEY": "bench",
-        "LOG_LEVEL": "warning",
+    return gateway_env(
+        workdir,
+        openai_port,
+        sagemaker_port,
+        EMBEDDING_TOKENIZER_DIR=os.environ.get("EMBEDDING_TOKENIZER_DIR", str(TOKENIZER_DIR)),
         # whatever a developer's .env says: one process, no API keys (the load generator sends none)
-        "WORKERS": "1",
-        "API_KEYS_SHA256": "",
+        WORKERS="1",
+        API_KEYS_SHA256="",
         # caches off unless asked for: every request then does the full work the bound describes
-        "QUERY_CACHE_SIZE": os.environ.get("QUERY_CACHE_SIZE", "0"),
-        "EMBEDDING_CACHE_SIZE": os.environ.get("EMBEDDING_CACHE_SIZE", "0"),
-    }
+        QUERY_CACHE_SIZE=os.environ.get("QUERY_CACHE_SIZE", "0"),
+        EMBEDDING_CACHE_SIZE=os.environ.get("EMBEDDING_CACHE_SIZE", "0"),
+    )
 
 
 @contextlib.contextmanager
@@ -374,12 +314,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
         shutil.copytree(args.qdrant_from, workdir / "qdrant")
         print(f"qdrant: copied {args.qdrant_from} (no ingest)", flush=True)
     else:
-        subprocess.run(
-            [str(BIN / "rag-gateway"), "ingest", "--no-progress", *map(str, corpus)],
-            env=env,
-            cwd=ROOT,
-            check=True,
-        )
+        ingest(corpus, env, cwd=ROOT)
         print(f"ingest: {time.monotonic() - t0:.1f} s", flush=True)
     if not args.skip_baseline:
         shutil.copytree(workdir / "qdrant", workdir / "qdrant-baseline")
@@ -400,29 +335,17 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
     )
 
     # 2. emulators and the gateway
-    emulate = procs.start(
-        "emulate",
-        [
-            str(BIN / "rag-gateway"),
-            "emulate",
-            "--openai-port",
-            str(openai_port),
-            "--sagemaker-port",
-            str(sagemaker_port),
-            "--openai-latency",
-            str(args.openai_latency),
-            "--sagemaker-latency",
-            str(args.sagemaker_latency),
-        ],
+    emulate = start_emulators(
+        procs,
         env,
+        openai_port,
+        sagemaker_port,
+        openai_latency=args.openai_latency,
+        sagemaker_latency=args.sagemaker_latency,
+        deadline_s=30,
     )
-    for port in (openai_port, sagemaker_port):
-        wait_http(f"http://127.0.0.1:{port}/_emulator/health", emulate, procs, "emulate", 30)
-    gateway_port = free_port()
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
     t0 = time.monotonic()
-    gateway = procs.start("gateway", [str(BIN / "rag-gateway"), "serve", "--port", str(gateway_port)], env)
-    wait_http(f"{gateway_url}/openapi.json", gateway, procs, "gateway", 180)
+    gateway, gateway_url = start_gateway(procs, env, deadline_s=180)
     rss, hwm = process_memory_mb(gateway.pid)
     print(
         f"gateway (pid {gateway.pid}) ready in {time.monotonic() - t0:.1f} s; "
@@ -467,7 +390,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
             process = procs.start(
                 "baseline", [sys.executable, "-m", "benchmarks.handbook_baseline", "--port", str(port)], b_env
             )
-            wait_http(f"{url}/health", process, procs, "baseline", 180)
+            wait_for(f"{url}/health", 180, procs=procs, name="baseline")
             for q in questions[:2]:  # warm the model and the code paths
                 httpx.post(f"{url}/rag", json={"query": q}, timeout=60).raise_for_status()
             # Requests queue behind each other in the blocked event loop: allow C times the latency.
@@ -547,7 +470,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="rag-bench-"))
-    procs = Processes(workdir)
+    procs = Processes(workdir, cwd=ROOT)
     try:
         with sigterm_as_interrupt():
             return run(args, procs, workdir)

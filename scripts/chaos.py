@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,9 +22,18 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-from measure_latency import QUESTIONS, SAMPLE, free_port, percentile, wait_for  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from local_stack import (
+    SAMPLE_CORPUS,
+    Processes,
+    free_port,
+    gateway_env,
+    ingest,
+    loopback,
+    start_emulators,
+    start_gateway,
+)
+from measure_latency import QUESTIONS, percentile
 
 DEADLINE_S = 5.0
 FAULTS = [
@@ -136,56 +143,25 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--fault-rate", type=float, default=0.07)
     args = parser.parse_args()
-    openai_port, sagemaker_port, gateway_port = free_port(), free_port(), free_port()
+    openai_port, sagemaker_port = free_port(), free_port()
     workdir = Path(tempfile.mkdtemp(prefix="rag-chaos-"))
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "EMBEDDING_TOKENIZER_DIR": str(ROOT / "models" / "all-MiniLM-L6-v2"),
-        "QDRANT_PATH": str(workdir / "qdrant"),
-        "QDRANT_URL": "",
-        "OPENAI_API_KEY": "chaos-key",
-        "OPENAI_BASE_URL": f"http://127.0.0.1:{openai_port}/v1",
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": f"http://127.0.0.1:{sagemaker_port}",
-        "AWS_ACCESS_KEY": "chaos",
-        "AWS_SECRET_KEY": "chaos",
-        "REQUEST_TIMEOUT_S": str(DEADLINE_S),
-        "OPENAI_TIMEOUT_S": "2",
-        "SAGEMAKER_READ_TIMEOUT_S": "3",
-        "QUERY_UNDERSTANDING_TIMEOUT_S": "1.5",
-        "BREAKER_RESET_TIMEOUT_S": "2",
-        "LOG_LEVEL": "error",
-    }
-    subprocess.run(
-        ["rag-gateway", "ingest", "--no-progress", *map(str, sorted(SAMPLE.glob("*.json")))],
-        env=env,
-        check=True,
+    env = gateway_env(
+        workdir,
+        openai_port,
+        sagemaker_port,
+        label="chaos",
+        REQUEST_TIMEOUT_S=str(DEADLINE_S),
+        OPENAI_TIMEOUT_S="2",
+        SAGEMAKER_READ_TIMEOUT_S="3",
+        QUERY_UNDERSTANDING_TIMEOUT_S="1.5",
+        BREAKER_RESET_TIMEOUT_S="2",
+        LOG_LEVEL="error",
     )
-    emulate = subprocess.Popen(
-        [
-            "rag-gateway",
-            "emulate",
-            "--openai-port",
-            str(openai_port),
-            "--sagemaker-port",
-            str(sagemaker_port),
-            "--openai-latency",
-            "0.05",
-            "--sagemaker-latency",
-            "0.2",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    serve = subprocess.Popen(["rag-gateway", "serve", "--port", str(gateway_port)], env=env)
-    url = f"http://127.0.0.1:{gateway_port}"
-    controls = {
-        "openai": f"http://127.0.0.1:{openai_port}",
-        "sagemaker": f"http://127.0.0.1:{sagemaker_port}",
-    }
-    try:
-        wait_for(f"{controls['openai']}/_emulator/health")
-        wait_for(f"{url}/healthz")
+    ingest(sorted(SAMPLE_CORPUS.glob("*.json")), env)
+    controls = {"openai": loopback(openai_port), "sagemaker": loopback(sagemaker_port)}
+    with Processes() as procs:
+        start_emulators(procs, env, openai_port, sagemaker_port, openai_latency=0.05, sagemaker_latency=0.2)
+        serve, url = start_gateway(procs, env)
         httpx.post(f"{url}/rag", json={"query": QUESTIONS[0]}, timeout=30)  # warm up
         sockets, rss = process_stats(serve.pid)
         print(f"gateway at start: open sockets={sockets}, RSS={rss:.0f} MB")
@@ -199,10 +175,6 @@ def main() -> None:
         print(
             f"a normal request after the run: HTTP {healthy.status_code}, degraded={healthy.json().get('degraded')}"
         )
-    finally:
-        for process in (serve, emulate):
-            process.terminate()
-            process.wait(timeout=30)
 
 
 if __name__ == "__main__":

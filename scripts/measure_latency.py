@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,31 +19,23 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "src" / "rag_gateway" / "sample_corpus"
+from local_stack import (
+    SAMPLE_CORPUS,
+    Processes,
+    free_port,
+    gateway_env,
+    ingest,
+    loopback,
+    start_emulators,
+    start_gateway,
+)
+
 QUESTIONS = [
     "What does Tomas Berg say about chunking articles?",
     "Why must temperature be above zero for TGI?",
     "How can retrieved chunks be reranked when no cross-encoder is available?",
     "According to Maria Rivera, why must an unknown author never become a filter?",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(url: str, deadline_s: float = 60.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -93,7 +82,7 @@ def measure_streaming(url: str, requests: int, start_s: float, token_s: float) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--ingest", type=Path, nargs="*", default=sorted(SAMPLE.glob("*.json")))
+    parser.add_argument("--ingest", type=Path, nargs="*", default=sorted(SAMPLE_CORPUS.glob("*.json")))
     parser.add_argument(
         "--stream",
         action="store_true",
@@ -103,44 +92,16 @@ def main() -> None:
     parser.add_argument("--token-seconds", type=float, default=0.03, help="--stream: seconds per token")
     args = parser.parse_args()
 
-    openai_port, sagemaker_port, gateway_port = free_port(), free_port(), free_port()
+    openai_port, sagemaker_port = free_port(), free_port()
     workdir = Path(tempfile.mkdtemp(prefix="rag-latency-"))
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "EMBEDDING_TOKENIZER_DIR": str(ROOT / "models" / "all-MiniLM-L6-v2"),
-        "QDRANT_PATH": str(workdir / "qdrant"),
-        "QDRANT_URL": "",
-        "OPENAI_API_KEY": "bench-key",
-        "OPENAI_BASE_URL": f"http://127.0.0.1:{openai_port}/v1",
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": f"http://127.0.0.1:{sagemaker_port}",
-        "AWS_ACCESS_KEY": "bench",
-        "AWS_SECRET_KEY": "bench",
-        "LOG_LEVEL": "warning",
-    }
-    subprocess.run(["rag-gateway", "ingest", "--no-progress", *map(str, args.ingest)], env=env, check=True)
-    emulate = subprocess.Popen(
-        [
-            "rag-gateway",
-            "emulate",
-            "--openai-port",
-            str(openai_port),
-            "--sagemaker-port",
-            str(sagemaker_port),
-            "--sagemaker-latency",
-            str(args.sagemaker_latency),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    serve = subprocess.Popen(["rag-gateway", "serve", "--port", str(gateway_port)], env=env)
-    try:
-        url = f"http://127.0.0.1:{gateway_port}"
-        wait_for(f"http://127.0.0.1:{openai_port}/_emulator/health")
-        wait_for(f"{url}/docs")
+    env = gateway_env(workdir, openai_port, sagemaker_port)
+    ingest(args.ingest, env)
+    with Processes() as procs:
+        start_emulators(procs, env, openai_port, sagemaker_port, sagemaker_latency=args.sagemaker_latency)
+        _, url = start_gateway(procs, env)
         if args.stream:
             httpx.put(
-                f"http://127.0.0.1:{sagemaker_port}/_emulator/latency",
+                f"{loopback(sagemaker_port)}/_emulator/latency",
                 json={"target": "stream_tokens", "seconds": args.token_seconds},
             ).raise_for_status()
             measure_streaming(url, args.requests, args.sagemaker_latency, args.token_seconds)
@@ -171,10 +132,6 @@ def main() -> None:
             "stages_p50_ms": {k: statistics.median(v) for k, v in stages.items()},
         }
         print(json.dumps(summary), file=sys.stderr)
-    finally:
-        for process in (serve, emulate):
-            process.terminate()
-            process.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ No timing assertions: the load generator runs against an in-process ``httpx.Mock
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import math
 import os
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import pytest
@@ -228,6 +230,34 @@ async def test_run_level_rejects_bad_arguments() -> None:
             await run_level(client, ["q"], concurrency=0, duration_s=0.1)
         with pytest.raises(ValueError):
             await run_level(client, [], concurrency=1, duration_s=0.1)
+
+
+# --- the local stack the scripts start (scripts/local_stack.py) ------------------------------------------
+@pytest.fixture
+def local_stack(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    return importlib.import_module("local_stack")
+
+
+def test_gateway_env_points_at_the_emulators_and_takes_overrides(
+    local_stack: ModuleType, tmp_path: Path
+) -> None:
+    env = local_stack.gateway_env(tmp_path, 1111, 2222, label="chaos", LOG_LEVEL="error", WORKERS="1")
+    assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:1111/v1"
+    assert env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == "http://127.0.0.1:2222"
+    assert env["QDRANT_PATH"] == str(tmp_path / "qdrant") and env["QDRANT_URL"] == ""
+    assert (env["OPENAI_API_KEY"], env["AWS_ACCESS_KEY"]) == ("chaos-key", "chaos")
+    assert (env["LOG_LEVEL"], env["WORKERS"]) == ("error", "1")
+    assert local_stack.gateway_env(tmp_path, 1, 2)["LOG_LEVEL"] == "warning"
+
+
+def test_wait_for_gives_up_with_the_log_when_the_child_exits(local_stack: ModuleType, tmp_path: Path) -> None:
+    with local_stack.Processes(tmp_path) as procs:
+        procs.start("dead", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], dict(os.environ))
+        url = f"http://127.0.0.1:{local_stack.free_port()}/"
+        with pytest.raises(SystemExit, match="dead exited with status 3:\nboom"):
+            local_stack.wait_for(url, 30, procs=procs, name="dead")
+    assert procs.running == {}
 
 
 # --- the other entry points still import and parse ------------------------------------------------------
