@@ -179,18 +179,22 @@ class RagPipeline:
         self, collections: Sequence[str], vectors: list[Vector], author: str | None, degraded: list[str]
     ) -> list[Hit]:
         """Every collection at once; a collection that fails is left out, the others still answer."""
-        results = await asyncio.gather(
-            *(
-                self._optional(
+        results = await self._store.search_collections(collections, vectors, author, self._search_limit)
+        lists: list[list[Hit]] = []
+        for name, result in results.items():
+            if isinstance(result, OverloadedError):
+                raise result
+            if isinstance(result, GatewayError):
+                logger.warning(
+                    "degraded answer: skipped %s (%s)",
                     f"search:{name}",
-                    self._store.search_collection(name, vectors, author, self._search_limit),
-                    [],
-                    degraded,
+                    result.error_type,
+                    extra={"step": f"search:{name}", "reason": result.error_type},
                 )
-                for name in collections
-            )
-        )
-        return deduplicate([hits for per_query in results for hits in per_query])
+                degraded.append(f"search:{name}")
+                continue
+            lists.extend(result)
+        return deduplicate(lists)
 
     async def _rerank(
         self, query: str, vector: Vector, candidates: list[Hit], k: int, degraded: list[str]

@@ -162,15 +162,42 @@ class VectorStore:
         self, collection: str, vectors: Sequence[Vector], author: str | None, limit: int
     ) -> list[list[Hit]]:
         """One batched request per collection: a hit list per query vector, best first."""
-        query_filter = author_filter(author)
-        requests = [
-            models.QueryRequest(
-                query=vector.tolist(), filter=query_filter, limit=limit, with_payload=True, with_vector=True
-            )
-            for vector in vectors
-        ]
+        requests = _query_requests(vectors, author, limit)
         responses = await self._call("query_batch_points", collection, requests=requests)
         return [[_to_hit(collection, point) for point in response.points] for response in responses]
+
+    async def search_collections(
+        self, collections: Sequence[str], vectors: Sequence[Vector], author: str | None, limit: int
+    ) -> dict[str, list[list[Hit]] | GatewayError]:
+        """Every collection at once; a collection that fails maps to its error, the others still answer.
+
+        Remote: one concurrent batched request per collection. Local mode: one pool job for all of them,
+        since each job costs a queue wait and thread hand-offs that dwarf a small brute-force search.
+        """
+        if self._local is None:
+            results = await asyncio.gather(
+                *(self.search_collection(name, vectors, author, limit) for name in collections),
+                return_exceptions=True,
+            )
+            found: dict[str, list[list[Hit]] | GatewayError] = {}
+            for name, result in zip(collections, results, strict=True):
+                if isinstance(result, BaseException) and not isinstance(result, GatewayError):
+                    raise result
+                found[name] = result
+            return found
+        local = self._local
+        requests = _query_requests(vectors, author, limit)
+
+        def search_all() -> dict[str, list[list[Hit]] | GatewayError]:
+            return {
+                name: [
+                    [_to_hit(name, point) for point in response.points]
+                    for response in local.query_batch_points(name, requests=requests)
+                ]
+                for name in collections
+            }
+
+        return await self._pool.run(search_all)
 
     async def close(self) -> None:
         if self._remote is not None:
@@ -198,6 +225,16 @@ def map_qdrant_error(exc: Exception) -> GatewayError:
     return UpstreamBadResponseError(
         "the vector store returned an error", upstream=UPSTREAM, retryable=status >= 500
     )
+
+
+def _query_requests(vectors: Sequence[Vector], author: str | None, limit: int) -> list[models.QueryRequest]:
+    query_filter = author_filter(author)
+    return [
+        models.QueryRequest(
+            query=vector.tolist(), filter=query_filter, limit=limit, with_payload=True, with_vector=True
+        )
+        for vector in vectors
+    ]
 
 
 def _to_hit(collection: str, point: models.ScoredPoint) -> Hit:
