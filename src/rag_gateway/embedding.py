@@ -91,9 +91,11 @@ class Embedder:
         self.dim = len(self.embed(["dimension probe"])[0])
 
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> list[Vector]:
-        """Embed texts in one batch; vectors are unit length, so cosine similarity is a dot product."""
+        """Embed texts in one batch. Vectors are made unit length here, whatever the model does, so cosine
+        similarity is a plain dot product everywhere (store, reranker)."""
         if not texts:
             return []
-        return [
-            np.asarray(v, dtype=np.float32) for v in self._model.embed(list(texts), batch_size=batch_size)
-        ]
+        matrix = np.asarray(list(self._model.embed(list(texts), batch_size=batch_size)), dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        matrix /= np.where(norms > 0, norms, 1.0)
+        return list(matrix)

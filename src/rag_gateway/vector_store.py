@@ -111,13 +111,15 @@ class VectorStore:
 
     # --- schema -----------------------------------------------------------------------------------
     async def ensure_collections(self, dim: int, collections: Sequence[str] = COLLECTIONS) -> None:
-        """Create missing collections (cosine distance) and the author keyword index facets need."""
+        """Create missing collections (dot product of unit vectors) and the author index facets need."""
         for name in collections:
             if not await self._call("collection_exists", name):
                 await self._call(
                     "create_collection",
                     name,
-                    vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+                    # Dot product on unit vectors is cosine similarity; it spares qdrant-client's local mode
+                    # from re-normalising every stored vector on every query.
+                    vectors_config=models.VectorParams(size=dim, distance=models.Distance.DOT),
                 )
                 if self._remote is not None:  # local mode has no payload indexes
                     await self._call(
