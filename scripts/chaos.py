@@ -156,6 +156,9 @@ def main() -> None:
         QUERY_UNDERSTANDING_TIMEOUT_S="1.5",
         BREAKER_RESET_TIMEOUT_S="2",
         LOG_LEVEL="error",
+        # caches off: with a handful of questions they would answer most requests without the upstreams
+        QUERY_CACHE_SIZE="0",
+        EMBEDDING_CACHE_SIZE="0",
     )
     ingest(sorted(SAMPLE_CORPUS.glob("*.json")), env)
     controls = {"openai": loopback(openai_port), "sagemaker": loopback(sagemaker_port)}
