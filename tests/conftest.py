@@ -38,6 +38,7 @@ import httpx  # noqa: E402
 
 from rag_gateway.app import create_app  # noqa: E402
 from rag_gateway.emulators import EmulatorThread  # noqa: E402
+from rag_gateway.emulators.qdrant_emulator import QdrantEmulatorThread  # noqa: E402
 from rag_gateway.emulators.server import RunningEmulators  # noqa: E402
 from rag_gateway.ingest import IngestReport, ingest_paths  # noqa: E402
 from tests.corpus import write_corpus  # noqa: E402
@@ -111,6 +112,17 @@ def shared_articles_ingest(
     path = tmp_path_factory.mktemp("qdrant-shared")
     settings = model_settings.model_copy(update={"qdrant_path": path})
     return path, asyncio.run(ingest_paths([articles], settings, progress=False))
+
+
+@pytest.fixture(scope="session")
+def qdrant_emulator(corpus_dir: Path, model_settings: Settings) -> Iterator[QdrantEmulatorThread]:
+    """A Qdrant REST emulator holding the test corpus, for the gateway's remote (QDRANT_URL) mode."""
+    thread = QdrantEmulatorThread()
+    url = thread.start()
+    settings = model_settings.model_copy(update={"qdrant_url": url})
+    asyncio.run(ingest_paths(sorted(corpus_dir.glob("*.json")), settings, progress=False))
+    yield thread
+    thread.stop()
 
 
 @pytest.fixture(scope="session")

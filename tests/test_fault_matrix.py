@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,8 +18,6 @@ import pytest
 from rag_gateway.app import create_app
 from rag_gateway.emulators.qdrant_emulator import QdrantEmulatorThread
 from rag_gateway.emulators.server import RunningEmulators
-from rag_gateway.ingest import ingest_paths
-from rag_gateway.settings import Settings
 from tests.conftest import AWS_TEST_SECRET, OPENAI_TEST_KEY, closed_port_url, eventually, gateway_settings
 from tests.servers import GatewayThread
 
@@ -210,16 +207,6 @@ async def test_a_client_that_disconnects_cancels_its_llm_call(
 
 
 # --- Qdrant (remote mode, against the Qdrant REST emulator) -----------------------------------------------
-@pytest.fixture(scope="module")
-def qdrant_emulator(corpus_dir: Path, model_settings: Settings) -> Iterator[QdrantEmulatorThread]:
-    thread = QdrantEmulatorThread()
-    url = thread.start()
-    settings = model_settings.model_copy(update={"qdrant_url": url})
-    asyncio.run(ingest_paths(sorted(corpus_dir.glob("*.json")), settings, progress=False))
-    yield thread
-    thread.stop()
-
-
 @pytest.fixture(scope="module")
 def remote_gateway(
     emulators: RunningEmulators,

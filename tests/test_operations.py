@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -15,9 +16,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rag_gateway.api.auth import digest
 from rag_gateway.app import create_app
+from rag_gateway.emulators.qdrant_emulator import QdrantEmulatorThread
 from rag_gateway.emulators.server import RunningEmulators
 from rag_gateway.observability.logs import JsonFormatter
-from tests.conftest import AWS_TEST_SECRET, MODEL_DIR, OPENAI_TEST_KEY, gateway_settings
+from tests.conftest import (
+    AWS_TEST_SECRET,
+    MODEL_DIR,
+    OPENAI_TEST_KEY,
+    closed_port_url,
+    eventually,
+    gateway_settings,
+)
 from tests.servers import GatewayThread
 
 QUESTION = {"query": "What are punched cards?"}
@@ -201,3 +210,49 @@ def test_several_workers_need_a_qdrant_server(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "WORKERS=2 needs a Qdrant server (QDRANT_URL)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _start_serve(env: dict[str, str], port: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rag_gateway.cli", "serve", "--port", port],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def test_several_workers_serve_over_a_qdrant_server(
+    emulators: RunningEmulators, qdrant_emulator: QdrantEmulatorThread
+) -> None:
+    port = closed_port_url().rsplit(":", 1)[1]
+    env = {
+        **os.environ,
+        "WORKERS": "2",
+        "QDRANT_URL": qdrant_emulator.url,
+        "HF_HUB_OFFLINE": "1",
+        "EMBEDDING_TOKENIZER_DIR": str(MODEL_DIR),
+        "OPENAI_API_KEY": "sk-workers",
+        "OPENAI_BASE_URL": emulators.openai_url,
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": emulators.sagemaker_url,
+        "AWS_ACCESS_KEY": "AKIDWORKERS",
+        "AWS_SECRET_KEY": "workers-secret",
+        "LOG_LEVEL": "warning",
+    }
+    process = _start_serve(env, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+
+            async def serving() -> bool:
+                try:
+                    return (await http.get("/readyz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(serving, timeout_s=60)
+            answers = await asyncio.gather(*(http.post("/rag", json=QUESTION) for _ in range(6)))
+        assert [a.status_code for a in answers] == [200] * 6
+        assert all(a.json()["sources"] for a in answers)
+    finally:
+        process.terminate()
+        assert await asyncio.to_thread(process.wait, 30) == 0
