@@ -34,10 +34,9 @@ import argparse
 import concurrent.futures
 import json
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +48,7 @@ from qdrant_client import QdrantClient, models
 
 from rag_gateway.embedding import Embedder, Vector
 from rag_gateway.llm import parse_generated_text
-from rag_gateway.pipeline import deduplicate
+from rag_gateway.pipeline import StageTimings, deduplicate
 from rag_gateway.prompt import build_prompt
 from rag_gateway.query_expansion import SYSTEM_PROMPT as EXPANSION_PROMPT
 from rag_gateway.query_expansion import expansion_schema, parse_expansions
@@ -74,19 +73,6 @@ class BaselineState:
     qdrant: QdrantClient
     collections: list[str]
     authors: dict[str, str]
-
-
-class Timings:
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.ms[name] = round((time.perf_counter() - start) * 1000, 2)
 
 
 def _chat(settings: Settings, system: str, user: str, schema_name: str, schema: dict[str, Any]) -> str:
@@ -181,7 +167,7 @@ def generate(settings: Settings, prompt: str) -> str:
 def rag_sync(state: BaselineState, query: str, k: int) -> dict[str, Any]:
     """The whole request, synchronously (called straight from ``async def``: it blocks the event loop)."""
     settings = state.settings
-    timings = Timings()
+    timings = StageTimings()
     with timings.stage("total"):
         with timings.stage("self_query"):
             raw_author = self_query(settings, query)
