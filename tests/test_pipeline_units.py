@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rag_gateway.pipeline import deduplicate
+from rag_gateway.compute import CpuPool
+from rag_gateway.pipeline import RagPipeline, deduplicate
 from rag_gateway.prompt import INSTRUCTION, build_prompt
 from rag_gateway.vector_store import Hit
 
@@ -28,3 +29,36 @@ def test_prompt_has_instruction_query_and_numbered_chunks() -> None:
     assert "User query: What is RAG?" in prompt
     assert "Chunk 1:\nType: article\nPlatform: medium\nAuthor: Ada Byron\nContent: text a" in prompt
     assert "Chunk 2:" in prompt and "Content: text b" in prompt
+
+
+class _BrokenReranker:
+    name = "broken"
+
+    def score(self, query: str, query_vector: object, hits: object) -> list[float]:
+        raise RuntimeError("model file corrupt")
+
+
+async def test_a_failing_reranker_keeps_vector_order_and_says_so() -> None:
+    pool = CpuPool(1)
+    pipeline = RagPipeline(
+        self_query=None,  # type: ignore[arg-type]
+        expander=None,  # type: ignore[arg-type]
+        catalog=None,  # type: ignore[arg-type]
+        embedder=None,  # type: ignore[arg-type]
+        store=None,  # type: ignore[arg-type]
+        reranker=_BrokenReranker(),
+        llm=None,  # type: ignore[arg-type]
+        pool=pool,
+        search_limit=5,
+        understanding_budget_s=1.0,
+        collections=(),
+    )
+    degraded: list[str] = []
+    try:
+        ranked = await pipeline._rerank(
+            "q", None, [_hit("a", 0.2), _hit("b", 0.9), _hit("c", 0.5)], 2, degraded
+        )  # type: ignore[arg-type]
+    finally:
+        pool.shutdown()
+    assert [(s.hit.id, s.score) for s in ranked] == [("b", 0.9), ("c", 0.5)]
+    assert degraded == ["rerank"]

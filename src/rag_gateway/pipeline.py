@@ -199,7 +199,6 @@ class RagPipeline:
     async def _rerank(
         self, query: str, vector: Vector, candidates: list[Hit], k: int, degraded: list[str]
     ) -> list[RankedSource]:
-        vector_order = sorted(candidates, key=lambda hit: -hit.score)
         try:
             scores = await self._pool.run(self._reranker.score, query, vector, candidates)
         except OverloadedError:
@@ -209,7 +208,7 @@ class RagPipeline:
                 "degraded answer: skipped rerank (%s)", type(exc).__name__, extra={"step": "rerank"}
             )
             degraded.append("rerank")
-            return [RankedSource(hit, hit.score) for hit in vector_order[:k]]
+            scores = [hit.score for hit in candidates]  # keep vector order
         return [RankedSource(hit, score) for hit, score in top_k(candidates, scores, k)]
 
     async def prepare(self, query: str, k: int, timings: StageTimings) -> PreparedAnswer:
