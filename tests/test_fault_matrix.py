@@ -262,3 +262,31 @@ async def test_a_qdrant_facet_fault_drops_the_author_filter_not_the_answer(
     assert response.status_code == 200
     assert response.json()["degraded"] == ["resolve_author"] and response.json()["author_filter"] is None
     assert healthy.json()["degraded"] == [] and healthy.json()["author_filter"] == "Ada Quill"
+
+
+OPENAI_GENERATION_FAULTS = {
+    # name: (fault, status, error type)
+    "slow": ({"kind": "hang", "seconds": 30}, 504, "upstream_timeout"),
+    "429": ({"kind": "status", "status": 429, "retry_after": 1}, 503, "upstream_unavailable"),
+    "500": ({"kind": "status", "status": 500}, 502, "upstream_bad_response"),
+    "malformed": ({"kind": "malformed"}, 502, "upstream_bad_response"),
+    "dropped": ({"kind": "drop"}, 503, "upstream_unavailable"),
+}
+
+
+@pytest.mark.parametrize("fault_name", list(OPENAI_GENERATION_FAULTS))
+async def test_an_openai_compatible_generator_fault_maps_like_sagemaker(
+    start_gateway: Callable[..., str], emulators: RunningEmulators, fault_name: str
+) -> None:
+    """LLM_BACKEND=openai: a dropped connection is an unavailable upstream (503), not a timeout (504)."""
+    fault, status, error_type = OPENAI_GENERATION_FAULTS[fault_name]
+    url = start_gateway(
+        llm_backend="openai", llm_model_id="twin-vllm", sagemaker_read_timeout_s=2.0, openai_timeout_s=2.0
+    )
+    await emulators.openai.add_fault(target="generate", times=None, **fault)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        response = await http.post("/rag", json=QUESTION)
+        assert_safe_error(response, status, error_type)
+        await emulators.openai.clear()
+        healthy = await http.post("/rag", json=QUESTION)
+    assert healthy.status_code == 200 and healthy.json()["degraded"] == []

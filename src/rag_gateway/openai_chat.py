@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+import httpx2
 import openai
+import orjson
 
 from rag_gateway.errors import (
     GatewayError,
@@ -20,7 +23,7 @@ UPSTREAM = "openai"
 
 def map_openai_error(exc: openai.OpenAIError, step: str) -> GatewayError:
     """Translate an openai SDK exception (after its own retries) into what the client should see."""
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and _timed_out(exc):
         return UpstreamTimeoutError(
             f"{step}: the language model API timed out", upstream=UPSTREAM, retryable=True
         )
@@ -48,6 +51,20 @@ def map_openai_error(exc: openai.OpenAIError, step: str) -> GatewayError:
     )
 
 
+def _timed_out(exc: openai.APITimeoutError) -> bool:
+    """False when the aiohttp transport reported a dropped connection as a timeout.
+
+    Its exception map turns every ``aiohttp.ClientConnectionError`` (a server that hung up included) into
+    ``httpx.ConnectTimeout``; the original error is still the cause, so look there.
+    """
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError):
+            return False
+        cause = cause.__cause__
+    return True
+
+
 def _retry_after(exc: openai.APIStatusError) -> float | None:
     raw = exc.response.headers.get("retry-after")
     try:
@@ -73,31 +90,49 @@ async def structured_chat(
     rewrite the instruction.
     """
 
+    body = {
+        "model": model,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+        },
+        "temperature": 0,
+    }
+
     async def attempt() -> str:
         try:
-            completion = await client.chat.completions.create(
-                model=model,
-                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": schema_name, "schema": schema, "strict": True},
-                },
-                temperature=0,
-                extra_headers={"X-Request-ID": current_request_id()},
+            # The SDK's raw-request form (``client.post``): same auth, pool, timeouts and error classes as
+            # ``chat.completions.create``, without re-walking the typed parameters and building pydantic
+            # models on every call; on the benchmark that halved the SDK's CPU per call.
+            response = await client.post(
+                "/chat/completions",
+                cast_to=httpx2.Response,
+                body=body,
+                options={"headers": {"X-Request-ID": current_request_id()}},
             )
+            return message_content(orjson.loads(response.content))
         except openai.OpenAIError as exc:
             raise map_openai_error(exc, step) from exc
         except ValueError as exc:  # a body that is not JSON at all
             raise _unusable(step) from exc
-        choices = getattr(completion, "choices", None)
-        if not isinstance(choices, list):
-            raise _unusable(step)
-        if not choices:
-            return ""
-        content = getattr(getattr(choices[0], "message", None), "content", None)
-        return content if isinstance(content, str) else ""
 
     return await guard.call(attempt)
+
+
+def message_content(completion: object) -> str:
+    """The first choice's message content of a chat completion ('' when there is none).
+
+    Raises ``ValueError`` when the body is not a chat completion at all.
+    """
+    choices = completion.get("choices") if isinstance(completion, dict) else None
+    if not isinstance(choices, list):
+        raise ValueError("not a chat completion")
+    if not choices:
+        return ""
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else ""
 
 
 def _unusable(step: str) -> UpstreamBadResponseError:

@@ -57,6 +57,9 @@ class QueryExpander:
         self._guard = guard
         self._model = model
         self.alternatives = total_queries - 1
+        # built once: every request sends the same instruction and schema
+        self._system = SYSTEM_PROMPT.format(n=self.alternatives)
+        self._schema = expansion_schema(self.alternatives)
 
     async def expand(self, query: str) -> list[str]:
         """The original query first, then up to N-1 alternatives."""
@@ -66,10 +69,10 @@ class QueryExpander:
             self._client,
             self._guard,
             model=self._model,
-            system=SYSTEM_PROMPT.format(n=self.alternatives),
+            system=self._system,
             user=query,
             schema_name="query_expansion",
-            schema=expansion_schema(self.alternatives),
+            schema=self._schema,
             step="query expansion",
         )
         return [query, *parse_expansions(content, query, self.alternatives)]
