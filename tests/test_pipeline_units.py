@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rag_gateway.compute import CpuPool
 from rag_gateway.pipeline import RagPipeline, deduplicate
 from rag_gateway.prompt import INSTRUCTION, build_prompt
@@ -34,11 +36,18 @@ def test_prompt_has_instruction_query_and_numbered_chunks() -> None:
 class _BrokenReranker:
     name = "broken"
 
+    def __init__(self, cheap: bool) -> None:
+        self.cheap = cheap
+
+    def is_cheap(self, hits: object) -> bool:
+        return self.cheap
+
     def score(self, query: str, query_vector: object, hits: object) -> list[float]:
         raise RuntimeError("model file corrupt")
 
 
-async def test_a_failing_reranker_keeps_vector_order_and_says_so() -> None:
+@pytest.mark.parametrize("cheap", [True, False], ids=["inline", "in the pool"])
+async def test_a_failing_reranker_keeps_vector_order_and_says_so(cheap: bool) -> None:
     pool = CpuPool(1)
     pipeline = RagPipeline(
         self_query=None,  # type: ignore[arg-type]
@@ -46,7 +55,7 @@ async def test_a_failing_reranker_keeps_vector_order_and_says_so() -> None:
         catalog=None,  # type: ignore[arg-type]
         embedder=None,  # type: ignore[arg-type]
         store=None,  # type: ignore[arg-type]
-        reranker=_BrokenReranker(),
+        reranker=_BrokenReranker(cheap),
         llm=None,  # type: ignore[arg-type]
         pool=pool,
         search_limit=5,

@@ -44,6 +44,13 @@ def test_embedding_reranker_embeds_chunks_stored_without_vectors(embedder: Embed
     assert scores[1] > scores[0]
 
 
+def test_embedding_reranker_runs_inline_only_when_every_hit_has_its_vector(embedder: Embedder) -> None:
+    reranker = EmbeddingReranker(embedder)
+    stored = _hit("a", "x", np.ones(384, dtype=np.float32))
+    assert reranker.is_cheap([stored, stored])
+    assert not reranker.is_cheap([stored, _hit("b", "no vector: needs the model")])
+
+
 def test_top_k_keeps_k_best_and_retrieval_order_on_ties() -> None:
     hits = [_hit(str(i), "x") for i in range(4)]
     ranked = top_k(hits, [0.5, 0.9, 0.5, 0.1], 3)
@@ -72,6 +79,7 @@ def test_cross_encoder_from_a_local_folder_scores_with_the_onnx_model(
         _hit("two", "a vector index and a vector cache"),
         _hit("one", "a vector server"),
     ]
+    assert not reranker.is_cheap(hits)  # a cross-encoder is model work: always in the pool
     scores = reranker.score("where is the vector kept?", np.zeros(384, dtype=np.float32), hits)
     # query has 1 keyword; documents add 0, 2 and 1
     assert scores == [1.0, 3.0, 2.0]

@@ -200,7 +200,10 @@ class RagPipeline:
         self, query: str, vector: Vector, candidates: list[Hit], k: int, degraded: list[str]
     ) -> list[RankedSource]:
         try:
-            scores = await self._pool.run(self._reranker.score, query, vector, candidates)
+            if self._reranker.is_cheap(candidates):
+                scores = self._reranker.score(query, vector, candidates)
+            else:
+                scores = await self._pool.run(self._reranker.score, query, vector, candidates)
         except OverloadedError:
             raise
         except Exception as exc:  # a reranker bug or model failure must not cost the answer

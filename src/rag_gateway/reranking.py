@@ -2,8 +2,8 @@
 
 No cross-encoder ships on a registry reachable offline, so the default scores with the embedding model:
 the cosine of the query vector and the chunk vector stored at ingest (a dot product of unit vectors, about
-a millisecond). A fastembed ``TextCrossEncoder`` is one setting away. Both are synchronous CPU work and
-run in the CPU pool.
+a few microseconds). A fastembed ``TextCrossEncoder`` is one setting away. Real model work runs in the
+CPU pool; a reranker says through ``is_cheap`` when its work is smaller than a pool hop.
 """
 
 from __future__ import annotations
@@ -25,12 +25,22 @@ class Reranker(Protocol):
         """One relevance score per hit, in input order; higher is better."""
         ...
 
+    def is_cheap(self, hits: Sequence[Hit]) -> bool:
+        """True when scoring these hits costs less than a trip through the CPU pool (run it inline)."""
+        ...
+
 
 class EmbeddingReranker:
     name = "embedding"
 
     def __init__(self, embedder: Embedder) -> None:
         self._embedder = embedder
+
+    def is_cheap(self, hits: Sequence[Hit]) -> bool:
+        # One small matrix-vector product (tens of hits x 384) takes microseconds; queueing it behind
+        # embedding jobs in the pool cost 70 ms at 64 concurrent requests. Hits without a stored vector
+        # need the model, which is pool work.
+        return all(hit.vector is not None for hit in hits)
 
     def score(self, query: str, query_vector: Vector, hits: Sequence[Hit]) -> list[float]:
         if not hits:
@@ -67,6 +77,9 @@ class CrossEncoderReranker:
         self._model = TextCrossEncoder(
             model_name=model_id, specific_model_path=model_path, cache_dir=cache_dir, threads=threads
         )
+
+    def is_cheap(self, hits: Sequence[Hit]) -> bool:
+        return not hits
 
     def score(self, query: str, query_vector: Vector, hits: Sequence[Hit]) -> list[float]:
         if not hits:

@@ -188,13 +188,26 @@ class VectorStore:
                 found[name] = result
             return found
         local = self._local
-        requests = _query_requests(vectors, author, limit)
+        query_filter = author_filter(author)
 
         def search_all() -> dict[str, list[list[Hit]] | GatewayError]:
+            # One query_points call per vector, with the numpy vector itself: local mode deep-copies each
+            # query, and copying a 384-float Python list (what a batch request carries) cost more than the
+            # search.
             return {
                 name: [
-                    [_to_hit(name, point) for point in response.points]
-                    for response in local.query_batch_points(name, requests=requests)
+                    [
+                        _to_hit(name, point)
+                        for point in local.query_points(
+                            name,
+                            query=vector,
+                            query_filter=query_filter,
+                            limit=limit,
+                            with_payload=True,
+                            with_vectors=True,
+                        ).points
+                    ]
+                    for vector in vectors
                 ]
                 for name in collections
             }
