@@ -1,7 +1,10 @@
 """Micro-batching: embed the queries of concurrent requests in one model call.
 
 Requests that arrive within a few milliseconds of each other share one ONNX run (and one CPU-pool job)
-instead of queueing one small run each; under load that cuts per-text overhead and pool queueing.
+instead of queueing one small run each. At most ``max_in_flight`` batches run at once; texts that arrive
+meanwhile wait in the batcher and leave together as soon as a batch finishes. So batches grow by themselves
+with load (fewer pool jobs, less model overhead per text) and the rest of the CPU pool stays free for the
+vector searches of requests that are further along.
 """
 
 from __future__ import annotations
@@ -12,17 +15,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from rag_gateway.embedding import Vector
 
 Compute = Callable[[list[str]], Awaitable[list[Vector]]]
+Waiter = tuple[list[str], "asyncio.Future[list[Vector]]"]
 
 
 class MicroBatcher:
-    def __init__(self, compute: Compute, window_s: float, max_texts: int = 64) -> None:
+    def __init__(
+        self, compute: Compute, window_s: float, max_texts: int = 64, max_in_flight: int = 1
+    ) -> None:
         self._compute = compute
         self._window_s = window_s
         self._max_texts = max_texts
-        self._pending: list[tuple[list[str], asyncio.Future[list[Vector]]]] = []
+        self._max_in_flight = max_in_flight
+        self._pending: list[Waiter] = []
         self._pending_texts = 0
         self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Task[None]] = set()
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         loop = asyncio.get_running_loop()
@@ -31,26 +38,49 @@ class MicroBatcher:
         self._pending_texts += len(texts)
         if self._pending_texts >= self._max_texts:
             self._flush()
-        elif self._timer is None:
+        elif self._timer is None and len(self._running) < self._max_in_flight:
             self._timer = loop.call_later(self._window_s, self._flush)
         return await future
 
     def _flush(self) -> None:
+        """Start batches from the oldest waiters while a slot is free (else a finishing batch calls us)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._pending, self._pending_texts = self._pending, [], 0
-        if batch:
+        while self._pending and len(self._running) < self._max_in_flight:
+            batch, taken = self._take_batch()
+            self._pending = self._pending[len(batch) :]
+            self._pending_texts -= taken
             task = asyncio.get_running_loop().create_task(self._run(batch))
-            self._tasks.add(task)  # keep a reference until it finishes
-            task.add_done_callback(self._tasks.discard)
+            self._running.add(task)  # also keeps a reference until it finishes
+            task.add_done_callback(self._finished)
 
-    async def _run(self, batch: list[tuple[list[str], asyncio.Future[list[Vector]]]]) -> None:
+    def _take_batch(self) -> tuple[list[Waiter], int]:
+        """The oldest waiters up to ``max_texts`` texts (always at least one waiter)."""
+        batch: list[Waiter] = []
+        taken = 0
+        for texts, future in self._pending:
+            if batch and taken + len(texts) > self._max_texts:
+                break
+            batch.append((texts, future))
+            taken += len(texts)
+        return batch, taken
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._pending:
+            self._flush()  # these waited a whole batch already: no window
+
+    async def _run(self, batch: list[Waiter]) -> None:
         live = [(texts, future) for texts, future in batch if not future.done()]  # skip cancelled requests
         if not live:
             return
         try:
             vectors = await self._compute([text for texts, _ in live for text in texts])
+        except asyncio.CancelledError:  # shutting down: nobody may wait forever
+            for _, future in live:
+                future.cancel()
+            raise
         except Exception as exc:
             for _, future in live:
                 if not future.done():

@@ -107,6 +107,7 @@ class RagPipeline:
         understanding_cache: UnderstandingCache | None = None,
         embedding_cache: EmbeddingCache | None = None,
         embed_batch_window_s: float = 0.0,
+        embed_batches_in_flight: int = 1,
     ) -> None:
         self._self_query = self_query
         self._expander = expander
@@ -122,7 +123,9 @@ class RagPipeline:
         self._understanding_cache = understanding_cache or UnderstandingCache(0, 0)
         self._embedding_cache = embedding_cache or EmbeddingCache(0)
         self._batcher = (
-            MicroBatcher(self._embed_now, embed_batch_window_s) if embed_batch_window_s > 0 else None
+            MicroBatcher(self._embed_now, embed_batch_window_s, max_in_flight=embed_batches_in_flight)
+            if embed_batch_window_s > 0
+            else None
         )
 
     async def _optional(self, step: str, work: Awaitable[T], fallback: T, degraded: list[str]) -> T:

@@ -96,6 +96,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
             understanding_cache=UnderstandingCache(settings.query_cache_size, settings.query_cache_ttl_s),
             embedding_cache=EmbeddingCache(settings.embedding_cache_size),
             embed_batch_window_s=settings.embed_batch_window_ms / 1000,
+            embed_batches_in_flight=settings.effective_embed_batches_in_flight,
         )
         logger.info(
             "services ready: embedder=%s reranker=%s store=%s",

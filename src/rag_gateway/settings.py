@@ -138,6 +138,12 @@ class Settings(EnvSettings):
     embed_batch_window_ms: float = Field(
         2.0, ge=0, le=50, description="Micro-batch window for concurrent embed calls; 0 = off."
     )
+    embed_batches_in_flight: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Embedding batches run at once (default: CPU_POOL_WORKERS); later queries join the next.",
+    )
     query_cache_size: int = Field(
         4096, ge=0, description="Self-query + expansion results kept per query text; 0 = off."
     )
@@ -187,6 +193,10 @@ class Settings(EnvSettings):
     @property
     def effective_onnx_threads(self) -> int:
         return self.onnx_threads or max(1, (os.cpu_count() or 1) // self.cpu_pool_workers)
+
+    @property
+    def effective_embed_batches_in_flight(self) -> int:
+        return self.embed_batches_in_flight or self.cpu_pool_workers
 
     @property
     def api_key_digests(self) -> list[str]:
