@@ -204,6 +204,20 @@ async def test_vector_store_over_rest_matches_local_mode(
                     assert all(len(hits) == 5 for hits in remote_hits)
                 if author == "Nobody Atall":
                     assert remote_hits == [[], [], []]
+        # local mode's one-job search of every collection (float32 numpy queries, where the batch request
+        # carries float64 lists) finds the same points in the same order, scores equal to float32 precision
+        for author in (None, "Ada Quill", "Nobody Atall"):
+            together = await local.search_collections(COLLECTIONS, vectors, author, limit=5)
+            for collection in COLLECTIONS:
+                one = await local.search_collection(collection, vectors, author, limit=5)
+                fast = together[collection]
+                assert isinstance(fast, list)
+                assert [[(h.id, dict(h.payload)) for h in q] for q in fast] == [
+                    [(h.id, dict(h.payload)) for h in q] for q in one
+                ]
+                assert [h.score for q in fast for h in q] == pytest.approx(
+                    [h.score for q in one for h in q], abs=1e-5
+                )
     finally:
         await local.close()
 

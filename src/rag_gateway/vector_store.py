@@ -190,24 +190,30 @@ class VectorStore:
         local = self._local
         query_filter = author_filter(author)
 
+        # Local mode deep-copies every query it is given. A query built the usual way carries the vector
+        # as a 384-float Python list, and copying that cost more than the search itself; a NearestQuery
+        # built around the numpy vector (it is ours and already valid, hence model_construct) copies in
+        # one memcpy. Same hits and scores (tested); search CPU per request halved.
+        queries = [
+            models.NearestQuery.model_construct(nearest=vector)  # type: ignore[arg-type]  # numpy on purpose
+            for vector in vectors
+        ]
+
         def search_all() -> dict[str, list[list[Hit]] | GatewayError]:
-            # One query_points call per vector, with the numpy vector itself: local mode deep-copies each
-            # query, and copying a 384-float Python list (what a batch request carries) cost more than the
-            # search.
             return {
                 name: [
                     [
                         _to_hit(name, point)
                         for point in local.query_points(
                             name,
-                            query=vector,
+                            query=query,
                             query_filter=query_filter,
                             limit=limit,
                             with_payload=True,
                             with_vectors=True,
                         ).points
                     ]
-                    for vector in vectors
+                    for query in queries
                 ]
                 for name in collections
             }
