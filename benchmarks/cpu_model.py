@@ -6,9 +6,9 @@ Settings (QDRANT_PATH, EMBEDDING_TOKENIZER_DIR, ONNX_THREADS...) come from the e
 for the gateway. The Qdrant folder must not be open in another process (local mode locks it).
 
 For each question this does, synchronously and in this process, exactly the local work of the gateway's
-pipeline: embed the question and the expansions the OpenAI emulator would return in one batch, one batched
-search per collection (with the author filter self-query would give), deduplicate, rerank, build the
-prompt. CPU time is ``time.process_time()`` (every thread of this process, ONNX runtime's included), so the
+pipeline: embed the question and the expansions the OpenAI emulator would return in one batch, search every
+collection with the gateway's own local-mode search (and the author filter self-query would give),
+deduplicate, rerank, build the prompt. CPU time is ``time.process_time()`` (every thread of this process, ONNX runtime's included), so the
 number is the model work alone: no HTTP, no SDKs, no event loop. Prints one JSON object on stdout.
 """
 
@@ -24,8 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from qdrant_client import QdrantClient, models
+from qdrant_client import QdrantClient
 
 from benchmarks.loadgen import load_questions
 from rag_gateway.embedding import Embedder
@@ -36,7 +35,7 @@ from rag_gateway.query_expansion import parse_expansions
 from rag_gateway.reranking import build_reranker, top_k
 from rag_gateway.self_query import parse_author
 from rag_gateway.settings import COLLECTIONS, Settings
-from rag_gateway.vector_store import AUTHOR_NAME_KEY, Hit, author_filter
+from rag_gateway.vector_store import AUTHOR_NAME_KEY, search_local
 
 
 def _normalise(name: str) -> str:
@@ -60,12 +59,6 @@ def indexed_authors(client: QdrantClient, collections: Sequence[str]) -> dict[st
     return names
 
 
-def to_hit(collection: str, point: models.ScoredPoint) -> Hit:
-    vector = point.vector
-    array = np.asarray(vector, dtype=np.float32) if isinstance(vector, list) else None
-    return Hit(str(point.id), collection, float(point.score), point.payload or {}, array)
-
-
 def measure(settings: Settings, questions: Sequence[str], requests: int, warmup: int = 5) -> dict[str, Any]:
     embedder = Embedder(settings)
     reranker = build_reranker(settings, embedder)
@@ -87,22 +80,8 @@ def measure(settings: Settings, questions: Sequence[str], requests: int, warmup:
             t0 = time.process_time()
             vectors = embedder.embed(queries)
             t1 = time.process_time()
-            hits: list[list[Hit]] = []
-            for collection in collections:
-                responses = client.query_batch_points(
-                    collection,
-                    requests=[
-                        models.QueryRequest(
-                            query=v.tolist(),
-                            filter=author_filter(author),
-                            limit=settings.search_limit_per_query,
-                            with_payload=True,
-                            with_vector=True,
-                        )
-                        for v in vectors
-                    ],
-                )
-                hits.extend([to_hit(collection, p) for p in r.points] for r in responses)
+            found = search_local(client, collections, vectors, author, settings.search_limit_per_query)
+            hits = [per_query for name in collections for per_query in found[name]]
             candidates = deduplicate(hits)
             t2 = time.process_time()
             scores = reranker.score(question, vectors[0], candidates)

@@ -187,44 +187,55 @@ class VectorStore:
                     raise result
                 found[name] = result
             return found
-        local = self._local
-        query_filter = author_filter(author)
-
-        # Local mode deep-copies every query it is given. A query built the usual way carries the vector
-        # as a 384-float Python list, and copying that cost more than the search itself; a NearestQuery
-        # built around the numpy vector (it is ours and already valid, hence model_construct) copies in
-        # one memcpy. Same hits and scores (tested); search CPU per request halved.
-        queries = [
-            models.NearestQuery.model_construct(nearest=vector)  # type: ignore[arg-type]  # numpy on purpose
-            for vector in vectors
-        ]
-
-        def search_all() -> dict[str, list[list[Hit]] | GatewayError]:
-            return {
-                name: [
-                    [
-                        _to_hit(name, point)
-                        for point in local.query_points(
-                            name,
-                            query=query,
-                            query_filter=query_filter,
-                            limit=limit,
-                            with_payload=True,
-                            with_vectors=True,
-                        ).points
-                    ]
-                    for query in queries
-                ]
-                for name in collections
-            }
-
-        return await self._pool.run(search_all)
+        local_hits: dict[str, list[list[Hit]] | GatewayError] = {}
+        local_hits.update(
+            await self._pool.run(search_local, self._local, collections, vectors, author, limit)
+        )
+        return local_hits
 
     async def close(self) -> None:
         if self._remote is not None:
             await self._remote.close()
         if self._local is not None:
             await self._pool.run(self._local.close)
+
+
+def search_local(
+    client: QdrantClient,
+    collections: Sequence[str],
+    vectors: Sequence[Vector],
+    author: str | None,
+    limit: int,
+) -> dict[str, list[list[Hit]]]:
+    """Every collection of a local-mode client, synchronously: a hit list per (collection, query vector).
+
+    Local mode deep-copies every query it is given. A query built the usual way carries the vector as a
+    384-float Python list, and copying that cost more than the search itself; a NearestQuery built around
+    the numpy vector (ours and already valid, hence ``model_construct``) copies in one memcpy. Same hits
+    and scores as a batch request (tested); search CPU per request halved.
+    """
+    query_filter = author_filter(author)
+    queries = [
+        models.NearestQuery.model_construct(nearest=vector)  # type: ignore[arg-type]  # numpy on purpose
+        for vector in vectors
+    ]
+    return {
+        name: [
+            [
+                _to_hit(name, point)
+                for point in client.query_points(
+                    name,
+                    query=query,
+                    query_filter=query_filter,
+                    limit=limit,
+                    with_payload=True,
+                    with_vectors=True,
+                ).points
+            ]
+            for query in queries
+        ]
+        for name in collections
+    }
 
 
 def map_qdrant_error(exc: Exception) -> GatewayError:
