@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from rag_gateway.compute import CpuPool
 from rag_gateway.pipeline import RagPipeline, deduplicate
 from rag_gateway.prompt import INSTRUCTION, build_prompt
+from rag_gateway.settings import Settings
 from rag_gateway.vector_store import Hit
 
 
@@ -71,3 +74,38 @@ async def test_a_failing_reranker_keeps_vector_order_and_says_so(cheap: bool) ->
         pool.shutdown()
     assert [(s.hit.id, s.score) for s in ranked] == [("b", 0.9), ("c", 0.5)]
     assert degraded == ["rerank"]
+
+
+def test_no_route_dependency_or_handler_runs_in_a_worker_thread(model_settings: Settings) -> None:
+    """FastAPI runs a plain ``def`` dependency or handler in a thread: a hop per request on the hot path."""
+    import inspect
+
+    from fastapi.routing import APIRoute
+
+    from rag_gateway.app import create_app
+
+    def calls(dependant: Any) -> list[Any]:
+        found = [dependant.call] if dependant.call is not None else []
+        for sub in dependant.dependencies:
+            found += calls(sub)
+        return found
+
+    def api_routes(routes: list[Any]) -> list[APIRoute]:
+        found: list[APIRoute] = []
+        for route in routes:
+            if isinstance(route, APIRoute):
+                found.append(route)
+            included = getattr(route, "original_router", None)  # include_router() wraps the router
+            if included is not None:
+                found += api_routes(included.routes)
+        return found
+
+    routes = api_routes(create_app(model_settings).routes)
+    assert {"/rag", "/v1/chat/completions"} <= {route.path for route in routes}
+    sync = [
+        f"{route.path}: {call.__name__}"
+        for route in routes
+        for call in calls(route.dependant)
+        if not inspect.iscoroutinefunction(call) and not inspect.isasyncgenfunction(call)
+    ]
+    assert sync == []
