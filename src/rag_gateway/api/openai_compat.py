@@ -20,11 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from rag_gateway.api.cancellation import ClientDisconnectedError, run_for_client
 from rag_gateway.api.dependencies import PipelineDep, SettingsDep
 from rag_gateway.api.request_id import current_request_id
-from rag_gateway.api.routes import ERROR_RESPONSES, check_query_length, request_timeout_s, source_dicts
+from rag_gateway.api.routes import ERROR_RESPONSES, begin_rag_call, source_dicts
 from rag_gateway.api.streaming import SSE_HEADERS, error_payload, generation_events
 from rag_gateway.errors import GatewayError
 from rag_gateway.generation import LLM, StreamEnd, TokenDelta
-from rag_gateway.pipeline import StageTimings
 from rag_gateway.schemas import RagRequest
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
@@ -99,28 +98,26 @@ async def chat_completions(
     x_request_timeout: Annotated[str | None, Header()] = None,
 ) -> Response:
     rag_request = _query_of(body)
-    check_query_length(rag_request.query, settings, ("body", "messages", -1, "content"))
-    timeout_s = request_timeout_s(x_request_timeout, settings.request_timeout_s)
-    k = rag_request.k or settings.default_top_k
-    started = time.monotonic()
-    timings: StageTimings = request.state.timings
-    request.state.query = rag_request.query
+    call = begin_rag_call(
+        request,
+        rag_request.query,
+        rag_request.k,
+        settings,
+        x_request_timeout,
+        ("body", "messages", -1, "content"),
+    )
     try:
-        prepared = await run_for_client(request, pipeline.prepare(rag_request.query, k, timings), timeout_s)
+        prepared = await run_for_client(
+            request, pipeline.prepare(call.query, call.k, call.timings), call.timeout_s
+        )
         sources = source_dicts(prepared)
         request.state.degraded = prepared.degraded
         if body.stream:
             chunks = _chunk_stream(
-                pipeline.llm,
-                prepared.prompt,
-                sources,
-                settings.served_model_name,
-                timeout_s - (time.monotonic() - started),
+                pipeline.llm, prepared.prompt, sources, settings.served_model_name, call.remaining_s()
             )
             return StreamingResponse(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
-        generation = await run_for_client(
-            request, pipeline.llm.generate(prepared.prompt), timeout_s - (time.monotonic() - started)
-        )
+        generation = await run_for_client(request, pipeline.llm.generate(prepared.prompt), call.remaining_s())
     except ClientDisconnectedError:
         return Response(status_code=499)
     completion = {

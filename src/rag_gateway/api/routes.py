@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
@@ -78,6 +79,39 @@ def check_query_length(
         raise _invalid(loc, f"query is longer than {settings.max_query_chars} characters")
 
 
+@dataclass(frozen=True, slots=True)
+class RagCall:
+    """A validated question with its deadline, as both faces (/rag and /v1/chat/completions) run it."""
+
+    query: str
+    k: int
+    timeout_s: float
+    started: float
+    timings: StageTimings
+
+    def remaining_s(self) -> float:
+        """What is left of the deadline (for the generation that follows retrieval)."""
+        return self.timeout_s - (time.monotonic() - self.started)
+
+
+def begin_rag_call(
+    request: Request,
+    query: str,
+    k: int | None,
+    settings: Settings,
+    timeout_header: str | None,
+    query_loc: tuple[str | int, ...] = ("body", "query"),
+) -> RagCall:
+    """Check what the schema cannot (query length, X-Request-Timeout), then start the clock.
+
+    Raises 422 before anything is recorded, so bad input changes nothing.
+    """
+    check_query_length(query, settings, query_loc)
+    timeout_s = request_timeout_s(timeout_header, settings.request_timeout_s)
+    request.state.query = query
+    return RagCall(query, k or settings.default_top_k, timeout_s, time.monotonic(), request.state.timings)
+
+
 def request_timeout_s(header: str | None, settings_timeout_s: float) -> float:
     """The client's X-Request-Timeout when it asks for less than the configured deadline; never more."""
     if header is None:
@@ -129,26 +163,18 @@ async def rag(
     accept: Annotated[str | None, Header()] = None,
 ) -> RagResponse | Response:
     """Self-query + expansion, retrieval over every collection, reranking, then the LLM's answer."""
-    check_query_length(body.query, settings)
-    timeout_s = request_timeout_s(x_request_timeout, settings.request_timeout_s)
-    k = body.k or settings.default_top_k
-    started = time.monotonic()
-    timings: StageTimings = request.state.timings
-    request.state.query = body.query
+    call = begin_rag_call(request, body.query, body.k, settings, x_request_timeout)
     try:
         if wants_stream(body.stream, accept):
-            prepared = await run_for_client(request, pipeline.prepare(body.query, k, timings), timeout_s)
+            prepared = await run_for_client(
+                request, pipeline.prepare(call.query, call.k, call.timings), call.timeout_s
+            )
             request.state.degraded = prepared.degraded
             events = rag_sse(
-                pipeline.llm,
-                prepared,
-                timings,
-                timeout_s - (time.monotonic() - started),
-                current_request_id(),
-                source_dicts,
+                pipeline.llm, prepared, call.timings, call.remaining_s(), current_request_id(), source_dicts
             )
             return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        result = await run_for_client(request, pipeline.run(body.query, k, timings), timeout_s)
+        result = await run_for_client(request, pipeline.run(call.query, call.k, call.timings), call.timeout_s)
     except ClientDisconnectedError:
         return Response(status_code=499)  # nobody is listening; nothing is sent
     request.state.degraded = result.degraded
