@@ -8,8 +8,9 @@ for the gateway. The Qdrant folder must not be open in another process (local mo
 For each question this does, synchronously and in this process, exactly the local work of the gateway's
 pipeline: embed the question and the expansions the OpenAI emulator would return in one batch, search every
 collection with the gateway's own local-mode search (and the author filter self-query would give),
-deduplicate, rerank, build the prompt. CPU time is ``time.process_time()`` (every thread of this process, ONNX runtime's included), so the
-number is the model work alone: no HTTP, no SDKs, no event loop. Prints one JSON object on stdout.
+deduplicate, rerank, build the prompt. CPU time is ``time.process_time()`` (every thread of this process,
+ONNX runtime's included), so the number is the model work alone: no HTTP, no SDKs, no event loop. Prints
+one JSON object on stdout.
 """
 
 from __future__ import annotations

@@ -187,11 +187,8 @@ class VectorStore:
                     raise result
                 found[name] = result
             return found
-        local_hits: dict[str, list[list[Hit]] | GatewayError] = {}
-        local_hits.update(
-            await self._pool.run(search_local, self._local, collections, vectors, author, limit)
-        )
-        return local_hits
+        local_hits = await self._pool.run(search_local, self._local, collections, vectors, author, limit)
+        return dict(local_hits)  # the same hits, typed as the wider mapping callers get
 
     async def close(self) -> None:
         if self._remote is not None:
@@ -219,23 +216,14 @@ def search_local(
         models.NearestQuery.model_construct(nearest=vector)  # type: ignore[arg-type]  # numpy on purpose
         for vector in vectors
     ]
-    return {
-        name: [
-            [
-                _to_hit(name, point)
-                for point in client.query_points(
-                    name,
-                    query=query,
-                    query_filter=query_filter,
-                    limit=limit,
-                    with_payload=True,
-                    with_vectors=True,
-                ).points
-            ]
-            for query in queries
-        ]
-        for name in collections
-    }
+
+    def hits(name: str, query: models.NearestQuery) -> list[Hit]:
+        response = client.query_points(
+            name, query=query, query_filter=query_filter, limit=limit, with_payload=True, with_vectors=True
+        )
+        return [_to_hit(name, point) for point in response.points]
+
+    return {name: [hits(name, query) for query in queries] for name in collections}
 
 
 def map_qdrant_error(exc: Exception) -> GatewayError:
