@@ -76,6 +76,45 @@ async def test_a_failing_reranker_keeps_vector_order_and_says_so(cheap: bool) ->
     assert degraded == ["rerank"]
 
 
+class _RecordingEmbedder:
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def embed(self, texts: list[str]) -> list[Any]:
+        self.batches.append(list(texts))
+        return [float(len(text)) for text in texts]
+
+
+async def test_concurrent_requests_embed_in_batches_no_larger_than_the_cap() -> None:
+    import asyncio
+
+    embedder = _RecordingEmbedder()
+    pool = CpuPool(1)
+    pipeline = RagPipeline(
+        self_query=None,  # type: ignore[arg-type]
+        expander=None,  # type: ignore[arg-type]
+        catalog=None,  # type: ignore[arg-type]
+        embedder=embedder,  # type: ignore[arg-type]
+        store=None,  # type: ignore[arg-type]
+        reranker=None,  # type: ignore[arg-type]
+        llm=None,  # type: ignore[arg-type]
+        pool=pool,
+        search_limit=5,
+        understanding_budget_s=1.0,
+        collections=(),
+        embed_batch_window_s=0.05,
+        embed_batch_max_texts=5,
+        embed_batches_in_flight=1,
+    )
+    requests = [["q1", "q1a", "q1b"], ["q2", "q2a"], ["q3", "q3a", "q3b"]]
+    try:
+        vectors = await asyncio.gather(*(pipeline._embed(texts) for texts in requests))
+    finally:
+        pool.shutdown()
+    assert vectors == [[2.0, 3.0, 3.0], [2.0, 3.0], [2.0, 3.0, 3.0]]
+    assert embedder.batches == [requests[0] + requests[1], requests[2]]  # 3 + 2 texts fit in 5, 3 more do not
+
+
 def test_no_route_dependency_or_handler_runs_in_a_worker_thread(model_settings: Settings) -> None:
     """FastAPI runs a plain ``def`` dependency or handler in a thread: a hop per request on the hot path."""
     import inspect

@@ -108,6 +108,7 @@ class RagPipeline:
         embedding_cache: EmbeddingCache | None = None,
         embed_batch_window_s: float = 0.0,
         embed_batches_in_flight: int = 1,
+        embed_batch_max_texts: int = 64,
     ) -> None:
         self._self_query = self_query
         self._expander = expander
@@ -123,7 +124,12 @@ class RagPipeline:
         self._understanding_cache = understanding_cache or UnderstandingCache(0, 0)
         self._embedding_cache = embedding_cache or EmbeddingCache(0)
         self._batcher = (
-            MicroBatcher(self._embed_now, embed_batch_window_s, max_in_flight=embed_batches_in_flight)
+            MicroBatcher(
+                self._embed_now,
+                embed_batch_window_s,
+                max_texts=embed_batch_max_texts,
+                max_in_flight=embed_batches_in_flight,
+            )
             if embed_batch_window_s > 0
             else None
         )

@@ -144,6 +144,12 @@ class Settings(EnvSettings):
         le=16,
         description="Embedding batches run at once (default: CPU_POOL_WORKERS); later queries join the next.",
     )
+    embed_batch_max_texts: int = Field(
+        6,
+        ge=1,
+        le=256,
+        description="Texts per embedding batch (a request's texts are never split); small keeps latency low.",
+    )
     query_cache_size: int = Field(
         4096, ge=0, description="Self-query + expansion results kept per query text; 0 = off."
     )
