@@ -75,6 +75,15 @@ def test_sagemaker_client_makes_one_attempt_with_explicit_timeouts() -> None:
     assert config.connect_timeout == 3.0
 
 
+def test_embedding_batches_hold_two_requests_unless_told_otherwise() -> None:
+    def cap(**values: object) -> int:
+        return Settings(_env_file=None, **values).effective_embed_batch_max_texts  # type: ignore[call-arg, arg-type]
+
+    assert cap() == 6  # 3 queries per request by default
+    assert cap(query_expansion_n=5) == 10
+    assert cap(query_expansion_n=5, embed_batch_max_texts=4) == 4
+
+
 def test_the_readme_documents_every_setting_and_the_ci_commands() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in readme]

@@ -97,7 +97,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> AsyncIterator[S
             embedding_cache=EmbeddingCache(settings.embedding_cache_size),
             embed_batch_window_s=settings.embed_batch_window_ms / 1000,
             embed_batches_in_flight=settings.effective_embed_batches_in_flight,
-            embed_batch_max_texts=settings.embed_batch_max_texts,
+            embed_batch_max_texts=settings.effective_embed_batch_max_texts,
         )
         logger.info(
             "services ready: embedder=%s reranker=%s store=%s",

@@ -144,11 +144,11 @@ class Settings(EnvSettings):
         le=16,
         description="Embedding batches run at once (default: CPU_POOL_WORKERS); later queries join the next.",
     )
-    embed_batch_max_texts: int = Field(
-        6,
+    embed_batch_max_texts: int | None = Field(
+        None,
         ge=1,
         le=256,
-        description="Texts per embedding batch (a request's texts are never split); small keeps latency low.",
+        description="Texts per embedding batch (default: two requests' worth, 2 x QUERY_EXPANSION_N).",
     )
     query_cache_size: int = Field(
         4096, ge=0, description="Self-query + expansion results kept per query text; 0 = off."
@@ -203,6 +203,12 @@ class Settings(EnvSettings):
     @property
     def effective_embed_batches_in_flight(self) -> int:
         return self.embed_batches_in_flight or self.cpu_pool_workers
+
+    @property
+    def effective_embed_batch_max_texts(self) -> int:
+        """Two requests per batch measured best: one per batch pays the pool hop per request, more make
+        the first requests of a batch wait for the last (the model's cost per text is flat)."""
+        return self.embed_batch_max_texts or 2 * self.query_expansion_n
 
     @property
     def api_key_digests(self) -> list[str]:
