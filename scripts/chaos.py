@@ -22,8 +22,13 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from local_stack import (
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the `benchmarks` package sits next to scripts/
+
+from benchmarks.loadgen import percentile, process_memory_mb  # noqa: E402
+
+from local_stack import (  # noqa: E402
     SAMPLE_CORPUS,
     Processes,
     free_port,
@@ -33,7 +38,7 @@ from local_stack import (
     start_emulators,
     start_gateway,
 )
-from measure_latency import QUESTIONS, percentile
+from measure_latency import QUESTIONS  # noqa: E402
 
 DEADLINE_S = 5.0
 FAULTS = [
@@ -63,12 +68,7 @@ def process_stats(pid: int) -> tuple[int, float]:
             sockets += str(fd.readlink()).startswith("socket:")
         except OSError:
             continue
-    rss_kb = next(
-        int(line.split()[1])
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-        if line.startswith("VmRSS")
-    )
-    return sockets, rss_kb / 1024
+    return sockets, process_memory_mb(pid)[0]
 
 
 async def sample_process(pid: int, every_s: float, samples: list[tuple[float, int, float]]) -> None:
@@ -128,7 +128,7 @@ async def run_load(
     print("status counts: " + ", ".join(f"{k}={v}" for k, v in sorted(statuses.items())))
     print(
         f"latency p50={statistics.median(latencies) * 1000:.0f} ms "
-        f"p99={percentile(latencies, 0.99) * 1000:.0f} ms max={max(latencies) * 1000:.0f} ms"
+        f"p99={percentile(latencies, 99) * 1000:.0f} ms max={max(latencies) * 1000:.0f} ms"
     )
     print(f"requests past their {DEADLINE_S:g} s deadline (+1 s grace): {len(overran)}")
     print(

@@ -19,7 +19,13 @@ from pathlib import Path
 
 import httpx
 
-from local_stack import (
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the `benchmarks` package sits next to scripts/
+
+from benchmarks.loadgen import percentile  # noqa: E402
+
+from local_stack import (  # noqa: E402
     SAMPLE_CORPUS,
     Processes,
     free_port,
@@ -38,11 +44,6 @@ QUESTIONS = [
 ]
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def measure_streaming(url: str, requests: int, start_s: float, token_s: float) -> None:
     """Client-side time to the first `token` event and to `done`, per streamed answer."""
     first_token: list[float] = []
@@ -54,7 +55,9 @@ def measure_streaming(url: str, requests: int, start_s: float, token_s: float) -
             first = None
             count = 0
             with client.stream(
-                "POST", "/rag", json={"query": QUESTIONS[i % len(QUESTIONS)], "stream": True}
+                "POST",
+                "/rag",
+                json={"query": QUESTIONS[i % len(QUESTIONS)], "stream": True},
             ) as r:
                 event = ""
                 for line in r.iter_lines():
@@ -74,9 +77,9 @@ def measure_streaming(url: str, requests: int, start_s: float, token_s: float) -
     )
     print(f"{'':<22}{'p50 ms':>10}{'p95 ms':>10}")
     print(
-        f"{'time to first token':<22}{statistics.median(first_token):>10.1f}{percentile(first_token, 0.95):>10.1f}"
+        f"{'time to first token':<22}{statistics.median(first_token):>10.1f}{percentile(first_token, 95):>10.1f}"
     )
-    print(f"{'time to full answer':<22}{statistics.median(full):>10.1f}{percentile(full, 0.95):>10.1f}")
+    print(f"{'time to full answer':<22}{statistics.median(full):>10.1f}{percentile(full, 95):>10.1f}")
 
 
 def main() -> None:
@@ -124,9 +127,9 @@ def main() -> None:
             f"{args.requests} sequential POST /rag, zero-latency emulators, corpus: {len(args.ingest)} file(s)"
         )
         print(f"{'stage':<16}{'p50 ms':>10}{'p95 ms':>10}")
-        print(f"{'client e2e':<16}{statistics.median(totals):>10.2f}{percentile(totals, 0.95):>10.2f}")
+        print(f"{'client e2e':<16}{statistics.median(totals):>10.2f}{percentile(totals, 95):>10.2f}")
         for stage, values in stages.items():
-            print(f"{stage:<16}{statistics.median(values):>10.2f}{percentile(values, 0.95):>10.2f}")
+            print(f"{stage:<16}{statistics.median(values):>10.2f}{percentile(values, 95):>10.2f}")
         summary = {
             "p50_ms": statistics.median(totals),
             "stages_p50_ms": {k: statistics.median(v) for k, v in stages.items()},
