@@ -78,6 +78,12 @@ class RagResult:
     degraded: list[str]
 
 
+def _skip(step: str, reason: str, degraded: list[str]) -> None:
+    """Note an optional step the answer goes without: a warning with the reason, and ``degraded``."""
+    logger.warning("degraded answer: skipped %s (%s)", step, reason, extra={"step": step, "reason": reason})
+    degraded.append(step)
+
+
 def deduplicate(result_lists: Sequence[Sequence[Hit]]) -> list[Hit]:
     """Merge hit lists; a chunk found several times keeps its best score and its first position."""
     best: dict[str, Hit] = {}
@@ -141,11 +147,7 @@ class RagPipeline:
         except OverloadedError:
             raise  # the gateway itself is full: shed the request (503), don't answer half of it
         except (GatewayError, TimeoutError) as exc:
-            reason = exc.error_type if isinstance(exc, GatewayError) else "step budget exceeded"
-            logger.warning(
-                "degraded answer: skipped %s (%s)", step, reason, extra={"step": step, "reason": reason}
-            )
-            degraded.append(step)
+            _skip(step, exc.error_type if isinstance(exc, GatewayError) else "step budget exceeded", degraded)
             return fallback
 
     async def _within(self, budget_s: float, work: Awaitable[T]) -> T:
@@ -194,13 +196,7 @@ class RagPipeline:
             if isinstance(result, OverloadedError):
                 raise result
             if isinstance(result, GatewayError):
-                logger.warning(
-                    "degraded answer: skipped %s (%s)",
-                    f"search:{name}",
-                    result.error_type,
-                    extra={"step": f"search:{name}", "reason": result.error_type},
-                )
-                degraded.append(f"search:{name}")
+                _skip(f"search:{name}", result.error_type, degraded)
                 continue
             lists.extend(result)
         return deduplicate(lists)
@@ -216,10 +212,7 @@ class RagPipeline:
         except OverloadedError:
             raise
         except Exception as exc:  # a reranker bug or model failure must not cost the answer
-            logger.warning(
-                "degraded answer: skipped rerank (%s)", type(exc).__name__, extra={"step": "rerank"}
-            )
-            degraded.append("rerank")
+            _skip("rerank", type(exc).__name__, degraded)
             scores = [hit.score for hit in candidates]  # keep vector order
         return [RankedSource(hit, score) for hit, score in top_k(candidates, scores, k)]
 
