@@ -71,14 +71,6 @@ def _invalid(field: tuple[str | int, ...], message: str) -> RequestValidationErr
     return RequestValidationError([{"loc": field, "msg": message, "type": "value_error"}])
 
 
-def check_query_length(
-    query: str, settings: Settings, loc: tuple[str | int, ...] = ("body", "query")
-) -> None:
-    """MAX_QUERY_CHARS is a setting, so it is checked here rather than in the request schema."""
-    if len(query) > settings.max_query_chars:
-        raise _invalid(loc, f"query is longer than {settings.max_query_chars} characters")
-
-
 @dataclass(frozen=True, slots=True)
 class RagCall:
     """A validated question with its deadline, as both faces (/rag and /v1/chat/completions) run it."""
@@ -102,11 +94,12 @@ def begin_rag_call(
     timeout_header: str | None,
     query_loc: tuple[str | int, ...] = ("body", "query"),
 ) -> RagCall:
-    """Check what the schema cannot (query length, X-Request-Timeout), then start the clock.
+    """Check what the schema cannot (MAX_QUERY_CHARS is a setting; X-Request-Timeout), then start the clock.
 
     Raises 422 before anything is recorded, so bad input changes nothing.
     """
-    check_query_length(query, settings, query_loc)
+    if len(query) > settings.max_query_chars:
+        raise _invalid(query_loc, f"query is longer than {settings.max_query_chars} characters")
     timeout_s = request_timeout_s(timeout_header, settings.request_timeout_s)
     request.state.query = query
     return RagCall(query, k or settings.default_top_k, timeout_s, time.monotonic(), request.state.timings)
