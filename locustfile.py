@@ -11,38 +11,17 @@ gateway) count as successes; how many there were is printed at the end.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from pathlib import Path
 from typing import Any
 
+from benchmarks.loadgen import load_questions  # locust puts this file's folder on sys.path
 from locust import FastHttpUser, events, task
 
 ROOT = Path(__file__).resolve().parent
 QUERIES = ROOT.parent / "shared" / "data" / "queries.json"
-FALLBACK_QUESTIONS = (
-    "What does Tomas Berg say about chunking articles?",
-    "According to Maria Rivera, why must an unknown author never become a filter?",
-    "According to Tomas Berg, what changes when QDRANT_URL is set?",
-    "Why must temperature be above zero for TGI?",
-    "How can retrieved chunks be reranked when no cross-encoder is available?",
-    "Why does the gateway create its OpenAI and SageMaker clients once in the lifespan?",
-)
-
-
-def load_questions(path: Path = QUERIES) -> list[str]:
-    questions: list[str] = []
-    if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        for item in data if isinstance(data, list) else []:
-            text = item.get("query") if isinstance(item, dict) else None
-            if isinstance(text, str) and text.strip():
-                questions.append(text.strip())
-    return questions or list(FALLBACK_QUESTIONS)
-
-
-QUESTIONS = load_questions()
+QUESTIONS = load_questions(QUERIES)
 DEGRADED = {"count": 0}
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from qdrant_client import QdrantClient
 
 from benchmarks.loadgen import load_questions
+from rag_gateway.corpus import normalise_name
 from rag_gateway.embedding import Embedder
 from rag_gateway.emulators import fake_llm
 from rag_gateway.pipeline import deduplicate
@@ -37,10 +38,6 @@ from rag_gateway.reranking import build_reranker, top_k
 from rag_gateway.self_query import parse_author
 from rag_gateway.settings import COLLECTIONS, Settings
 from rag_gateway.vector_store import AUTHOR_NAME_KEY, search_local
-
-
-def _normalise(name: str) -> str:
-    return " ".join(name.split()).casefold()
 
 
 def emulated_understanding(question: str, alternatives: int) -> tuple[str | None, list[str]]:
@@ -53,10 +50,11 @@ def emulated_understanding(question: str, alternatives: int) -> tuple[str | None
 
 
 def indexed_authors(client: QdrantClient, collections: Sequence[str]) -> dict[str, str]:
+    """Every author name in ``collections``, keyed as the gateway matches names (``normalise_name``)."""
     names: dict[str, str] = {}
     for name in collections:
         result = client.facet(name, key=AUTHOR_NAME_KEY, limit=10_000, exact=True)
-        names.update({_normalise(str(hit.value)): str(hit.value) for hit in result.hits})
+        names.update({normalise_name(str(hit.value)): str(hit.value) for hit in result.hits})
     return names
 
 
@@ -77,7 +75,7 @@ def measure(settings: Settings, questions: Sequence[str], requests: int, warmup:
                 wall_start, cpu_start = time.perf_counter(), time.process_time()
             question = questions[i % len(questions)]
             raw_author, queries = emulated_understanding(question, alternatives)
-            author = authors.get(_normalise(raw_author)) if raw_author else None
+            author = authors.get(normalise_name(raw_author)) if raw_author else None
             t0 = time.process_time()
             vectors = embedder.embed(queries)
             t1 = time.process_time()

@@ -24,6 +24,7 @@ Deviations, to run on one machine with no accounts:
   and filters on ``author_id``; here the indexed names are read once at start-up (the gateway caches them
   too) and the filter is on ``author_full_name``, like the gateway's.
 - Work per request is the gateway's: the same models (fastembed MiniLM, the configured reranker), the same
+  local-mode search function (``search_local``, one query at a time, collection after collection), the same
   number of expansions (``QUERY_EXPANSION_N``) and of hits per (collection, query) search
   (``SEARCH_LIMIT_PER_QUERY``; the Handbook keeps ``k // 3``).
 """
@@ -41,11 +42,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import numpy as np
 import openai
 from fastapi import FastAPI, Request
-from qdrant_client import QdrantClient, models
+from qdrant_client import QdrantClient
 
+from benchmarks.cpu_model import indexed_authors
+from rag_gateway.clients import aws_credentials
+from rag_gateway.corpus import normalise_name
 from rag_gateway.embedding import Embedder, Vector
 from rag_gateway.llm import parse_generated_text
 from rag_gateway.pipeline import StageTimings, deduplicate
@@ -58,11 +61,7 @@ from rag_gateway.self_query import SCHEMA as SELF_QUERY_SCHEMA
 from rag_gateway.self_query import SYSTEM_PROMPT as SELF_QUERY_PROMPT
 from rag_gateway.self_query import parse_author
 from rag_gateway.settings import COLLECTIONS, Settings
-from rag_gateway.vector_store import AUTHOR_NAME_KEY, Hit, author_filter
-
-
-def _normalise(name: str) -> str:
-    return " ".join(name.split()).casefold()
+from rag_gateway.vector_store import Hit, search_local
 
 
 @dataclass
@@ -106,42 +105,22 @@ def expand(settings: Settings, query: str) -> list[str]:
     return [query, *parse_expansions(content, query, n)]
 
 
-def _to_hit(collection: str, point: models.ScoredPoint) -> Hit:
-    vector = point.vector
-    array = np.asarray(vector, dtype=np.float32) if isinstance(vector, list) else None
-    return Hit(str(point.id), collection, float(point.score), point.payload or {}, array)
-
-
 def search_one_query(state: BaselineState, query: str, author: str | None) -> tuple[Vector, list[Hit]]:
     """The Handbook's ``_search``: embed one query, then search each collection in turn."""
     vector = state.embedder.embed([query])[0]
-    hits: list[Hit] = []
-    for collection in state.collections:
-        response = state.qdrant.query_points(
-            collection,
-            query=vector.tolist(),
-            query_filter=author_filter(author),
-            limit=state.settings.search_limit_per_query,
-            with_payload=True,
-            with_vectors=True,
-        )
-        hits.extend(_to_hit(collection, point) for point in response.points)
-    return vector, hits
+    found = search_local(
+        state.qdrant, state.collections, [vector], author, state.settings.search_limit_per_query
+    )
+    return vector, [hit for collection in state.collections for hit in found[collection][0]]
 
 
 def generate(settings: Settings, prompt: str) -> str:
     """InvokeEndpoint on a ``boto3`` client created for this call (the Handbook's per-request client)."""
-    credentials: dict[str, str] = {}
-    if settings.aws_access_key and settings.aws_secret_key:
-        credentials = {
-            "aws_access_key_id": settings.aws_access_key.get_secret_value(),
-            "aws_secret_access_key": settings.aws_secret_key.get_secret_value(),
-        }
     client = boto3.client(
         "sagemaker-runtime",
         region_name=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url_sagemaker_runtime,
-        **credentials,
+        **aws_credentials(settings.aws_access_key, settings.aws_secret_key),
     )
     response = client.invoke_endpoint(
         EndpointName=settings.sagemaker_endpoint_inference,
@@ -173,7 +152,7 @@ def rag_sync(state: BaselineState, query: str, k: int) -> dict[str, Any]:
             raw_author = self_query(settings, query)
         with timings.stage("expand"):
             queries = expand(settings, query)
-        author = state.authors.get(_normalise(raw_author)) if raw_author else None
+        author = state.authors.get(normalise_name(raw_author)) if raw_author else None
         with timings.stage("retrieve"), concurrent.futures.ThreadPoolExecutor() as executor:
             results = list(executor.map(lambda q: search_one_query(state, q, author), queries))
         candidates = deduplicate([hits for _, hits in results])
@@ -210,11 +189,9 @@ def open_state(settings: Settings) -> BaselineState:
     qdrant = QdrantClient(path=str(settings.qdrant_path))
     present = {c.name for c in qdrant.get_collections().collections}
     collections = [c for c in COLLECTIONS if c in present]
-    authors: dict[str, str] = {}
-    for name in collections:
-        result = qdrant.facet(name, key=AUTHOR_NAME_KEY, limit=10_000, exact=True)
-        authors.update({_normalise(str(hit.value)): str(hit.value) for hit in result.hits})
-    return BaselineState(settings, embedder, reranker, qdrant, collections, authors)
+    return BaselineState(
+        settings, embedder, reranker, qdrant, collections, indexed_authors(qdrant, collections)
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -56,16 +56,20 @@ def sagemaker_botocore_config(settings: Settings) -> Config:
     )
 
 
-def aws_session(region: str, access_key: SecretStr | None, secret_key: SecretStr | None) -> aioboto3.Session:
-    """An aioboto3 session: the Handbook's AWS_ACCESS_KEY/AWS_SECRET_KEY when both are set, else
-    botocore's own credential chain (AWS_ACCESS_KEY_ID, profiles, instance and IRSA roles)."""
-    credentials: dict[str, str] = {}
+def aws_credentials(access_key: SecretStr | None, secret_key: SecretStr | None) -> dict[str, str]:
+    """The Handbook's AWS_ACCESS_KEY/AWS_SECRET_KEY as boto keyword arguments when both are set; else none,
+    so botocore uses its own credential chain (AWS_ACCESS_KEY_ID, profiles, instance and IRSA roles)."""
     if access_key and secret_key:
-        credentials = {
+        return {
             "aws_access_key_id": access_key.get_secret_value(),
             "aws_secret_access_key": secret_key.get_secret_value(),
         }
-    return aioboto3.Session(region_name=region, **credentials)
+    return {}
+
+
+def aws_session(region: str, access_key: SecretStr | None, secret_key: SecretStr | None) -> aioboto3.Session:
+    """An aioboto3 session with ``aws_credentials``."""
+    return aioboto3.Session(region_name=region, **aws_credentials(access_key, secret_key))
 
 
 async def make_sagemaker_client(settings: Settings, stack: AsyncExitStack) -> Any:

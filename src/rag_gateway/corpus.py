@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from rag_gateway.vector_store import VectorStore
 
 
-def _normalise(name: str) -> str:
+def normalise_name(name: str) -> str:
+    """How author names are matched: case and runs of whitespace do not count."""
     return " ".join(name.split()).casefold()
 
 
@@ -42,7 +43,7 @@ class CorpusCatalog:
             collections = tuple(c for c in self._wanted if c in present)
             names = await self._store.authors(collections) if collections else set()
             self._collections = collections
-            self._authors = {_normalise(name): name for name in names}
+            self._authors = {normalise_name(name): name for name in names}
             self._loaded_at = time.monotonic()
 
     async def collections(self) -> tuple[str, ...]:
@@ -55,4 +56,4 @@ class CorpusCatalog:
         if not name:
             return None
         await self.refresh()
-        return self._authors.get(_normalise(name))
+        return self._authors.get(normalise_name(name))
