@@ -16,25 +16,16 @@ import random
 from pathlib import Path
 from typing import Any
 
-from benchmarks.loadgen import load_questions  # locust puts this file's folder on sys.path
+from benchmarks.loadgen import (  # locust puts this file's folder on sys.path
+    load_questions,
+    validate_rag_response,
+)
 from locust import FastHttpUser, events, task
 
 ROOT = Path(__file__).resolve().parent
 QUERIES = ROOT.parent / "shared" / "data" / "queries.json"
 QUESTIONS = load_questions(QUERIES)
 DEGRADED = {"count": 0}
-
-
-def check_answer(status: int, body: Any) -> str | None:
-    """None for a good answer, else why it failed."""
-    if status != 200:
-        return f"HTTP {status}"
-    if not isinstance(body, dict):
-        return "the body is not a JSON object"
-    answer = body.get("answer")
-    if not isinstance(answer, str) or not answer.strip():
-        return "empty answer"
-    return None
 
 
 class RagUser(FastHttpUser):
@@ -58,16 +49,12 @@ class RagUser(FastHttpUser):
         with self.client.post(
             "/rag", json={"query": question}, name="POST /rag", catch_response=True
         ) as response:
-            try:
-                body = response.json() if response.status_code == 200 else None
-            except ValueError:
-                body = None
-            reason = check_answer(response.status_code or 0, body)
+            reason = validate_rag_response(response)
             self._last_failed = reason is not None
             if reason is not None:
                 response.failure(reason)
                 return
-            if body.get("degraded"):
+            if response.json().get("degraded"):
                 DEGRADED["count"] += 1
             response.success()
 

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -107,7 +107,7 @@ def critical_path_s(
     ``timings_ms`` medians at concurrency 1.
     """
     local_ms = sum(stage_medians_ms.get(stage, 0.0) for stage in local_stages)
-    return max(openai_latency_s, openai_latency_s) + sagemaker_latency_s + local_ms / 1000
+    return openai_latency_s + sagemaker_latency_s + local_ms / 1000
 
 
 def cpu_capacity_rps(cores: float, cpu_s_per_request: float) -> float:
@@ -156,7 +156,15 @@ class LevelResult:
 Validator = Callable[[httpx.Response], str | None]
 
 
-def validate_rag_response(response: httpx.Response) -> str | None:
+class HttpAnswer(Protocol):
+    """What ``validate_rag_response`` reads of a response: an httpx one here, a locust one in locustfile.py."""
+
+    status_code: int
+
+    def json(self) -> Any: ...
+
+
+def validate_rag_response(response: HttpAnswer) -> str | None:
     """None for a good ``POST /rag`` answer, else a short reason (status 200 and a non-empty answer)."""
     if response.status_code != 200:
         return f"HTTP {response.status_code}"

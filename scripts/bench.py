@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the `benchmarks` package sits next to scripts/
 
 from benchmarks.loadgen import (  # noqa: E402
+    LOCAL_STAGES,
     LevelResult,
     RssSampler,
     bound_rps,
@@ -65,6 +66,7 @@ from local_stack import (  # noqa: E402
     free_port,
     gateway_env,
     ingest,
+    loopback,
     start_emulators,
     start_gateway,
     wait_for,
@@ -386,7 +388,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
         print(f"baseline: {b_duration:g} s per level after {b_warmup:g} s, a fresh process each", flush=True)
         for concurrency in args.levels:
             port = free_port()
-            url = f"http://127.0.0.1:{port}"
+            url = loopback(port)
             process = procs.start(
                 "baseline", [sys.executable, "-m", "benchmarks.handbook_baseline", "--port", str(port)], b_env
             )
@@ -402,7 +404,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
             procs.stop("baseline", timeout=3.0)  # drops its backlog of queued requests
 
     # 5. report
-    local = {s: stages.get(s, 0.0) for s in ("resolve_author", "embed", "search", "rerank")}
+    local = {s: stages.get(s, 0.0) for s in LOCAL_STAGES}
     print()
     print(
         "critical path = max(self-query, expansion) + LLM + local stages at C=1 (gateway timings_ms medians)"
