@@ -33,8 +33,10 @@ RUN python scripts/fetch_models.py /opt/models/all-MiniLM-L6-v2
 # Runtime dependencies only (no dev extra), every version from the lock file. Everything on the
 # dependency tree ships manylinux wheels, so no compiler is needed. pip byte-compiles at install time;
 # the .pyc files are kept, since the runtime filesystem is read-only and could not cache them.
+# Only the gateway's package: the emulators (src/rag_gateway_emulators) are test and demo tooling and stay
+# out of the image. setuptools finds packages under src/, so with only this one there it installs only it.
 COPY pyproject.toml requirements.lock ./
-COPY src ./src
+COPY src/rag_gateway ./src/rag_gateway
 RUN pip install --no-cache-dir -c requirements.lock .
 
 # ---------------------------------------------------------------------------------------------------

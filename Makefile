@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export EMBEDDING_TOKENIZER_DIR ?= $(MODEL_DIR)
 
-.PHONY: install test lint format serve ingest demo smoke emulate deploy-endpoint delete-endpoint validate-deploy bench load clean
+.PHONY: install test lint format serve ingest demo smoke emulate deploy-endpoint delete-endpoint validate-deploy bench measure chaos load clean
 
 install: $(VENV)/.installed $(MODEL_DIR)/.verified
 
@@ -63,9 +63,18 @@ deploy-endpoint: install
 delete-endpoint: install
 	$(BIN)/rag-gateway endpoint delete
 
+# The measuring tools are modules of the benchmarks/ package, run from the project root.
 BENCH_ARGS ?=
 bench: install
-	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+
+MEASURE_ARGS ?=
+measure: install
+	$(BIN)/python -m benchmarks.measure_latency $(MEASURE_ARGS)
+
+CHAOS_ARGS ?=
+chaos: install
+	$(BIN)/python -m benchmarks.chaos $(CHAOS_ARGS)
 
 USERS ?= 32
 SPAWN_RATE ?= 8

@@ -28,16 +28,16 @@ from typing import Any
 from qdrant_client import QdrantClient
 
 from benchmarks.loadgen import load_questions
-from rag_gateway.corpus import normalise_name
-from rag_gateway.embedding import Embedder
-from rag_gateway.emulators import fake_llm
-from rag_gateway.pipeline import deduplicate
-from rag_gateway.prompt import build_prompt
-from rag_gateway.query_expansion import parse_expansions
-from rag_gateway.reranking import build_reranker, top_k
-from rag_gateway.self_query import parse_author
-from rag_gateway.settings import COLLECTIONS, Settings
-from rag_gateway.vector_store import AUTHOR_NAME_KEY, search_local
+from rag_gateway.config import COLLECTIONS, Settings
+from rag_gateway.rag.pipeline import deduplicate
+from rag_gateway.rag.prompt import build_prompt
+from rag_gateway.rag.retrieval.catalog import normalise_name
+from rag_gateway.rag.retrieval.embedding import Embedder
+from rag_gateway.rag.retrieval.reranking import build_reranker, top_k
+from rag_gateway.rag.retrieval.vector_store import AUTHOR_NAME_KEY, search_local
+from rag_gateway.rag.understanding.expansion import parse_expansions
+from rag_gateway.rag.understanding.self_query import parse_author
+from rag_gateway_emulators import fake_llm
 
 
 def emulated_understanding(question: str, alternatives: int) -> tuple[str | None, list[str]]:

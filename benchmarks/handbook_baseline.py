@@ -11,7 +11,7 @@ time. Reproduced here on purpose, with the same emulators, embedder, reranker an
   client (the Handbook builds a new LangChain ``ChatOpenAI`` in each ``generate``);
 - per expanded query (in a per-request ``ThreadPoolExecutor``, as the Handbook's ``ContextRetriever``):
   embed that one query, then search the collections one after the other;
-- rerank synchronously, build the Handbook's prompt (``rag_gateway.prompt.build_prompt``);
+- rerank synchronously, build the Handbook's prompt (``rag_gateway.rag.prompt.build_prompt``);
 - call SageMaker on a synchronous ``boto3`` ``sagemaker-runtime`` client created for this request (the
   Handbook builds ``LLMInferenceSagemakerEndpoint``, and its ``boto3.client``, per call).
 
@@ -19,7 +19,7 @@ Deviations, to run on one machine with no accounts:
 
 - Qdrant: local mode instead of a Qdrant server. It locks its folder per process, so ONE synchronous
   ``QdrantClient`` is opened at start-up (the Handbook also keeps one module-level client) on this
-  process's own copy of the folder (``QDRANT_PATH``; ``scripts/bench.py`` copies the gateway's).
+  process's own copy of the folder (``QDRANT_PATH``; ``benchmarks/bench.py`` copies the gateway's).
 - Authors: the Handbook resolves the self-queried name through MongoDB (``UserDocument.get_or_create``)
   and filters on ``author_id``; here the indexed names are read once at start-up (the gateway caches them
   too) and the filter is on ``author_full_name``, like the gateway's.
@@ -47,21 +47,22 @@ from fastapi import FastAPI, Request
 from qdrant_client import QdrantClient
 
 from benchmarks.cpu_model import indexed_authors
-from rag_gateway.clients import aws_credentials
-from rag_gateway.corpus import normalise_name
-from rag_gateway.embedding import Embedder, Vector
-from rag_gateway.llm import parse_generated_text
-from rag_gateway.pipeline import StageTimings, deduplicate
-from rag_gateway.prompt import build_prompt
-from rag_gateway.query_expansion import SYSTEM_PROMPT as EXPANSION_PROMPT
-from rag_gateway.query_expansion import expansion_schema, parse_expansions
-from rag_gateway.reranking import Reranker, build_reranker, top_k
-from rag_gateway.schemas import RagRequest
-from rag_gateway.self_query import SCHEMA as SELF_QUERY_SCHEMA
-from rag_gateway.self_query import SYSTEM_PROMPT as SELF_QUERY_PROMPT
-from rag_gateway.self_query import parse_author
-from rag_gateway.settings import COLLECTIONS, Settings
-from rag_gateway.vector_store import Hit, search_local
+from rag_gateway.api.schemas import RagRequest
+from rag_gateway.clients.aws import aws_credentials
+from rag_gateway.config import COLLECTIONS, Settings
+from rag_gateway.llm.sagemaker import parse_generated_text
+from rag_gateway.rag.outcome import StageTimings
+from rag_gateway.rag.pipeline import deduplicate
+from rag_gateway.rag.prompt import build_prompt
+from rag_gateway.rag.retrieval.catalog import normalise_name
+from rag_gateway.rag.retrieval.embedding import Embedder, Vector
+from rag_gateway.rag.retrieval.reranking import Reranker, build_reranker, top_k
+from rag_gateway.rag.retrieval.vector_store import Hit, search_local
+from rag_gateway.rag.understanding.expansion import SYSTEM_PROMPT as EXPANSION_PROMPT
+from rag_gateway.rag.understanding.expansion import expansion_schema, parse_expansions
+from rag_gateway.rag.understanding.self_query import SCHEMA as SELF_QUERY_SCHEMA
+from rag_gateway.rag.understanding.self_query import SYSTEM_PROMPT as SELF_QUERY_PROMPT
+from rag_gateway.rag.understanding.self_query import parse_author
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic_core import PydanticUndefined
 
-from rag_gateway.settings import Settings
+from rag_gateway.config import Settings
 
 
 def default_of(name: str) -> str:

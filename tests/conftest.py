@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rag_gateway.settings import Settings
+from rag_gateway.config import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = PROJECT_ROOT / "models" / "all-MiniLM-L6-v2"
@@ -37,10 +37,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator  # noqa
 import httpx  # noqa: E402
 
 from rag_gateway.app import create_app  # noqa: E402
-from rag_gateway.emulators import EmulatorThread  # noqa: E402
-from rag_gateway.emulators.qdrant_emulator import QdrantEmulatorThread  # noqa: E402
-from rag_gateway.emulators.server import RunningEmulators  # noqa: E402
 from rag_gateway.ingest import IngestReport, ingest_paths  # noqa: E402
+from rag_gateway_emulators import EmulatorThread  # noqa: E402
+from rag_gateway_emulators.qdrant_emulator import QdrantEmulatorThread  # noqa: E402
+from rag_gateway_emulators.server import RunningEmulators  # noqa: E402
 from tests.corpus import write_corpus  # noqa: E402
 from tests.servers import GatewayThread  # noqa: E402
 

@@ -14,8 +14,8 @@ import openai
 import pytest_asyncio
 from botocore.config import Config
 
-from rag_gateway.emulators import running_emulators
-from rag_gateway.emulators.server import RunningEmulators
+from rag_gateway_emulators import running_emulators
+from rag_gateway_emulators.server import RunningEmulators
 
 ENDPOINT = "twin"
 INSTRUCTION = (

@@ -9,18 +9,18 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from rag_gateway import __version__
-from rag_gateway.api.access import AccessMiddleware
-from rag_gateway.api.admission import AdmissionMiddleware, InFlight
-from rag_gateway.api.auth import ApiKeyMiddleware
 from rag_gateway.api.error_handlers import install_error_handlers
-from rag_gateway.api.health import router as health_router
-from rag_gateway.api.openai_compat import router as openai_router
-from rag_gateway.api.request_id import RequestIdMiddleware
-from rag_gateway.api.routes import router
+from rag_gateway.api.middleware.access import AccessMiddleware
+from rag_gateway.api.middleware.admission import AdmissionMiddleware, InFlight
+from rag_gateway.api.middleware.auth import ApiKeyMiddleware
+from rag_gateway.api.middleware.request_id import RequestIdMiddleware
+from rag_gateway.api.routes.health import router as health_router
+from rag_gateway.api.routes.openai import router as openai_router
+from rag_gateway.api.routes.rag import router
+from rag_gateway.config import Settings
 from rag_gateway.observability.logs import stamp_request_ids
 from rag_gateway.observability.metrics import Metrics
-from rag_gateway.services import open_services
-from rag_gateway.settings import Settings
+from rag_gateway.state import open_app_state
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(resolved, metrics) as services:
+        async with open_app_state(resolved, metrics) as services:
             app.state.services = services
             yield
 

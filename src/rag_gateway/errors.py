@@ -3,9 +3,70 @@
 Upstream adapters translate their SDK's exceptions into these; the API layer renders them as
 ``{"error": {"type", "message"}, "request_id"}`` and never shows the original exception's text, which can
 carry host names, keys or request bodies.
+
+This module is also the one place that builds those error bodies (`error_body`, `error_json`) and that reads
+and writes ``Retry-After`` values (`parse_retry_after`, `retry_after_header`).
 """
 
 from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import orjson
+
+#: delta-seconds (RFC 9110 section 10.2.3), leniently with a fraction: "120", "1.5"
+_DELTA_SECONDS = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)")
+
+
+def error_body(error_type: str, message: str, request_id: str) -> dict[str, Any]:
+    """The body of every error answer: ``{"error": {"type", "message"}, "request_id"}``."""
+    return {"error": {"type": error_type, "message": message}, "request_id": request_id}
+
+
+def error_json(error_type: str, message: str, request_id: str) -> bytes:
+    """`error_body` serialised as JSON bytes (for raw ASGI responses)."""
+    return orjson.dumps(error_body(error_type, message, request_id))
+
+
+def parse_retry_after(raw: str | None, *, now: datetime | None = None) -> float | None:
+    """An upstream's ``Retry-After`` as seconds to wait, or None when absent or unreadable.
+
+    Accepts delta-seconds (fractions kept: ``"1.5"`` -> 1.5) and HTTP-dates (``Wed, 21 Oct 2015 07:28:00
+    GMT``), the latter as seconds from ``now`` (a date in the past gives 0.0). Negative, infinite, NaN or
+    otherwise garbled values give None.
+    """
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text:
+        return None
+    if _DELTA_SECONDS.fullmatch(text):
+        seconds = float(text)
+        return seconds if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, with no claim about the local zone
+        when = when.replace(tzinfo=UTC)
+    reference = now if now is not None else datetime.now(UTC)
+    if reference.tzinfo is None:
+        reference = reference.replace(tzinfo=UTC)
+    return max(0.0, (when - reference).total_seconds())
+
+
+def retry_after_header(seconds: float) -> str:
+    """The ``Retry-After`` value to send: whole seconds, rounded up, at least 1.
+
+    (A non-finite value, which `parse_retry_after` never produces, also gives ``"1"``.)
+    """
+    if not math.isfinite(seconds):
+        return "1"
+    return str(max(1, math.ceil(seconds)))
 
 
 class GatewayError(Exception):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag_gateway.api.request_id import current_request_id
-from rag_gateway.errors import GatewayError
+from rag_gateway.api.middleware.request_id import current_request_id
+from rag_gateway.errors import GatewayError, error_body, retry_after_header
 
 logger = logging.getLogger("rag_gateway.api")
 
@@ -20,8 +19,9 @@ logger = logging.getLogger("rag_gateway.api")
 def error_response(
     status: int, error_type: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    body = {"error": {"type": error_type, "message": message}, "request_id": current_request_id()}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(
+        error_body(error_type, message, current_request_id()), status_code=status, headers=headers
+    )
 
 
 def describe_validation_errors(errors: Any) -> str:
@@ -50,7 +50,7 @@ async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
             "cause": type(exc.__cause__).__name__,
         },
     )
-    headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if exc.retry_after else None
+    headers = {"Retry-After": retry_after_header(exc.retry_after)} if exc.retry_after else None
     return error_response(exc.status_code, exc.error_type, exc.message, headers)
 
 

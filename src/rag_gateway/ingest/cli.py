@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from rag_gateway.config import Settings
 from rag_gateway.ingest.errors import IngestError
 from rag_gateway.ingest.ingest import ingest_paths
-from rag_gateway.settings import Settings
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

@@ -20,15 +20,15 @@ from typing import TypeVar
 from qdrant_client import models
 from tqdm import tqdm
 
-from rag_gateway.compute import CpuPool
-from rag_gateway.embedding import Embedder, ModelFilesMissingError
+from rag_gateway.config import Settings
 from rag_gateway.errors import UpstreamTimeoutError, UpstreamUnavailableError
 from rag_gateway.ingest.documents import COLLECTION_BY_KIND, Document, load_documents
 from rag_gateway.ingest.errors import IngestError
 from rag_gateway.ingest.records import ChunkRecord, chunk_documents
 from rag_gateway.ingest.report import CollectionReport, IngestReport
-from rag_gateway.settings import Settings
-from rag_gateway.vector_store import VectorStore
+from rag_gateway.rag.retrieval.embedding import Embedder, ModelFilesMissingError
+from rag_gateway.rag.retrieval.vector_store import VectorStore
+from rag_gateway.runtime.cpu_pool import CpuPool
 
 #: Chunks embedded (and then upserted) per call: large enough to amortise ONNX overhead, small enough for
 #: a lively progress bar and a cheap resume after an interruption.

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from rag_gateway.request_context import current_request_id
+from rag_gateway.runtime.request_context import current_request_id
 
 #: LogRecord attributes that are not "extra" fields.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}

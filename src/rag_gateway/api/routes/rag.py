@@ -1,0 +1,67 @@
+"""``POST /rag``: the gateway's own face, a JSON answer or server-sent events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import StreamingResponse
+
+from rag_gateway.api.cancellation import ClientDisconnectedError, run_for_client
+from rag_gateway.api.deps import OutcomeDep, PipelineDep, SettingsDep
+from rag_gateway.api.middleware.request_id import current_request_id
+from rag_gateway.api.rag_call import begin_rag_call
+from rag_gateway.api.schemas import ERROR_RESPONSES, RagRequest, RagResponse, source_models
+from rag_gateway.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, rag_sse
+
+router = APIRouter()
+
+
+def wants_stream(body_stream: bool, accept: str | None) -> bool:
+    return body_stream or "text/event-stream" in (accept or "")
+
+
+@router.post(
+    "/rag",
+    response_model=RagResponse,
+    responses={
+        **ERROR_RESPONSES,
+        200: {
+            "description": "The answer as JSON; or, with `stream: true` / `Accept: text/event-stream`, "
+            "server-sent events: `sources`, then `token`s, then `done` (or `error`).",
+            "content": {"text/event-stream": {"itemSchema": SSE_EVENT_SCHEMA, "schema": SSE_EVENT_SCHEMA}},
+        },
+    },
+    summary="Answer a question with RAG",
+)
+async def rag(
+    body: RagRequest,
+    request: Request,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    outcome: OutcomeDep,
+    x_request_timeout: Annotated[str | None, Header(description="Seconds; lowers the deadline.")] = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> RagResponse | Response:
+    """Self-query + expansion, retrieval over every collection, reranking, then the LLM's answer."""
+    call = begin_rag_call(body.query, body.k, settings, x_request_timeout)
+    try:
+        if wants_stream(body.stream, accept):
+            prepared = await run_for_client(
+                request, pipeline.prepare(call.query, call.k, outcome), call.timeout_s
+            )
+            events = pipeline.stream(prepared, outcome, call.remaining_s())
+            sse = rag_sse(events, source_models(prepared.sources), outcome, current_request_id())
+            return StreamingResponse(sse, media_type="text/event-stream", headers=SSE_HEADERS)
+        answer = await run_for_client(request, pipeline.answer(call.query, call.k, outcome), call.timeout_s)
+    except ClientDisconnectedError:
+        return Response(status_code=499)  # nobody is listening; nothing is sent
+    return RagResponse(
+        answer=answer.generation.text,
+        sources=source_models(answer.prepared.sources),
+        author_filter=outcome.author,
+        queries=outcome.queries,
+        timings_ms=outcome.timings.ms,
+        degraded=outcome.degraded,
+        request_id=current_request_id(),
+    )

@@ -1,0 +1,180 @@
+"""The shared `AsyncOpenAI` (pool, timeouts), its structured-output chat call, and its error map.
+
+Retry ownership: the SDK makes exactly one attempt (``max_retries=0``); every retry belongs to the
+gateway's per-upstream guard (`rag_gateway.resilience.guard`), so attempts are never multiplied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import httpx2
+import openai
+import orjson
+
+from rag_gateway.config import Settings
+from rag_gateway.errors import (
+    GatewayError,
+    UpstreamBadResponseError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+    parse_retry_after,
+)
+from rag_gateway.resilience.guard import UpstreamGuard
+from rag_gateway.runtime.request_context import current_request_id
+
+UPSTREAM = "openai"
+
+
+def make_openai_client(settings: Settings) -> openai.AsyncOpenAI:
+    """`AsyncOpenAI` on an explicitly sized connection pool with explicit timeouts.
+
+    The pool is the SDK's own aiohttp-backed httpx client (``DefaultAioHttpClient``): the same httpx
+    interface, but aiohttp's C HTTP parser and connection pool instead of httpcore on anyio. On the
+    benchmark it lowered the client's CPU per chat call (docs/performance.md), and CPU on the event loop
+    is what bounds this gateway under load.
+    """
+    timeout = openai.Timeout(settings.openai_timeout_s, connect=settings.openai_connect_timeout_s)
+    http_client = openai.DefaultAioHttpClient(
+        timeout=timeout,
+        limits=httpx2.Limits(
+            max_connections=settings.openai_max_connections,
+            max_keepalive_connections=settings.openai_max_keepalive,
+            keepalive_expiry=30.0,
+        ),
+    )
+    return openai.AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value() or "missing-key",
+        base_url=settings.openai_base_url,
+        timeout=timeout,
+        max_retries=0,
+        http_client=http_client,
+    )
+
+
+def map_openai_error(
+    exc: openai.OpenAIError,
+    step: str,
+    *,
+    upstream: str = UPSTREAM,
+    retry_bad_response: bool = True,
+) -> GatewayError:
+    """Translate an openai SDK exception (the SDK makes one attempt) into what the client should see.
+
+    ``upstream`` names the upstream on the error (metrics, logs). ``retry_bad_response=False`` makes a 5xx
+    answer not retryable -- for calls whose retry would redo expensive work, like a whole generation;
+    connection failures, timeouts and 429/503 stay retryable either way.
+    """
+    if isinstance(exc, openai.APITimeoutError) and _timed_out(exc):
+        return UpstreamTimeoutError(
+            f"{step}: the language model API timed out", upstream=upstream, retryable=True
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return UpstreamUnavailableError(
+            f"{step}: the language model API is unreachable", upstream=upstream, retryable=True
+        )
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status in (429, 503):
+            return UpstreamUnavailableError(
+                f"{step}: the language model API is overloaded or rate-limited",
+                upstream=upstream,
+                retry_after=_retry_after(exc),
+                retryable=True,
+            )
+        return UpstreamBadResponseError(
+            f"{step}: the language model API returned an error (HTTP {status})",
+            upstream=upstream,
+            retryable=retry_bad_response and status >= 500,
+            counts_as_upstream_failure=status >= 500 or status in (401, 403),
+        )
+    return UpstreamBadResponseError(
+        f"{step}: the language model API sent an unusable answer", upstream=upstream
+    )
+
+
+def _timed_out(exc: openai.APITimeoutError) -> bool:
+    """False when the aiohttp transport reported a dropped connection as a timeout.
+
+    Its exception map turns every ``aiohttp.ClientConnectionError`` (a server that hung up included) into
+    ``httpx.ConnectTimeout``; the original error is still the cause, so look there.
+    """
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError):
+            return False
+        cause = cause.__cause__
+    return True
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    return parse_retry_after(exc.response.headers.get("retry-after"))
+
+
+async def structured_chat(
+    client: openai.AsyncOpenAI,
+    guard: UpstreamGuard,
+    *,
+    model: str,
+    system: str,
+    user: str,
+    schema_name: str,
+    schema: dict[str, Any],
+    step: str,
+) -> str:
+    """One chat completion constrained to a JSON schema; returns the raw message content ('' if none).
+
+    The system prompt and the user's text travel as separate messages, so nothing a user writes can
+    rewrite the instruction.
+    """
+
+    body = {
+        "model": model,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+        },
+        "temperature": 0,
+    }
+
+    async def attempt() -> str:
+        try:
+            # The SDK's raw-request form (``client.post``): same auth, pool, timeouts and error classes as
+            # ``chat.completions.create``, without re-walking the typed parameters and building pydantic
+            # models on every call, which is much of the SDK's CPU per call (docs/performance.md).
+            response = await client.post(
+                "/chat/completions",
+                cast_to=httpx2.Response,
+                body=body,
+                options={"headers": {"X-Request-ID": current_request_id()}},
+            )
+            return message_content(orjson.loads(response.content))
+        except openai.OpenAIError as exc:
+            raise map_openai_error(exc, step) from exc
+        except ValueError as exc:  # a body that is not JSON at all
+            raise _unusable(step) from exc
+
+    return await guard.call(attempt)
+
+
+def message_content(completion: object) -> str:
+    """The first choice's message content of a chat completion ('' when there is none).
+
+    Raises ``ValueError`` when the body is not a chat completion at all.
+    """
+    choices = completion.get("choices") if isinstance(completion, dict) else None
+    if not isinstance(choices, list):
+        raise ValueError("not a chat completion")
+    if not choices:
+        return ""
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+def _unusable(step: str) -> UpstreamBadResponseError:
+    return UpstreamBadResponseError(
+        f"{step}: the language model API sent an unusable answer", upstream=UPSTREAM
+    )

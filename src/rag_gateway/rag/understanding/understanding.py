@@ -1,0 +1,59 @@
+"""Self-query and expansion together: concurrent, budgeted, cached, each allowed to fail alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rag_gateway.rag.caches import UnderstandingCache
+from rag_gateway.rag.outcome import RequestOutcome
+from rag_gateway.rag.steps import optional_step
+from rag_gateway.rag.understanding.expansion import QueryExpander
+from rag_gateway.rag.understanding.self_query import SelfQuery
+
+#: The author named in the question (as the model wrote it), and the queries to search: the original first.
+Understood = tuple[str | None, list[str]]
+
+
+class QueryUnderstanding:
+    def __init__(
+        self,
+        self_query: SelfQuery,
+        expander: QueryExpander,
+        budget_s: float,
+        cache: UnderstandingCache | None = None,
+    ) -> None:
+        self._self_query = self_query
+        self._expander = expander
+        self._budget_s = budget_s
+        self._cache = cache or UnderstandingCache(0, 0)
+
+    async def understand(self, query: str, outcome: RequestOutcome) -> Understood:
+        """Both OpenAI calls at once; a late or failed one costs only its own part of the answer.
+
+        Only complete results are cached: a degraded one would pin the degradation for the cache's TTL.
+        """
+        cached = self._cache.get(query)
+        if cached is not None:
+            outcome.timings.ms["understanding_cache"] = 0.0
+            return cached
+        skipped_before = len(outcome.degraded)
+        timings = outcome.timings
+        author, queries = await asyncio.gather(
+            optional_step(
+                "self_query",
+                timings.timed("self_query", self._self_query.extract_author(query)),
+                None,
+                outcome,
+                self._budget_s,
+            ),
+            optional_step(
+                "expand",
+                timings.timed("expand", self._expander.expand(query)),
+                [query],
+                outcome,
+                self._budget_s,
+            ),
+        )
+        if len(outcome.degraded) == skipped_before:
+            self._cache.put(query, author, queries)
+        return author, queries

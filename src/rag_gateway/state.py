@@ -1,0 +1,115 @@
+"""The lifespan-owned objects, in one place: clients, models, pool, store and the pipeline built on them.
+
+Built in the FastAPI lifespan and torn down in reverse order on shutdown (pool last, once nothing can
+submit to it any more).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+from rag_gateway.clients.aws import make_sagemaker_client
+from rag_gateway.clients.openai import make_openai_client
+from rag_gateway.config import COLLECTIONS, Settings
+from rag_gateway.llm.base import LLM
+from rag_gateway.llm.openai_compatible import OpenAICompatibleLLM
+from rag_gateway.llm.sagemaker import SageMakerLLM
+from rag_gateway.observability.metrics import Metrics
+from rag_gateway.rag.caches import EmbeddingCache, UnderstandingCache
+from rag_gateway.rag.pipeline import RagPipeline
+from rag_gateway.rag.retrieval.catalog import CorpusCatalog
+from rag_gateway.rag.retrieval.embedding import Embedder
+from rag_gateway.rag.retrieval.query_embedding import QueryEmbedder
+from rag_gateway.rag.retrieval.reranking import build_reranker
+from rag_gateway.rag.retrieval.vector_store import VectorStore
+from rag_gateway.rag.understanding import QueryUnderstanding
+from rag_gateway.rag.understanding.expansion import QueryExpander
+from rag_gateway.rag.understanding.self_query import SelfQuery
+from rag_gateway.resilience import CircuitBreaker, RetryPolicy, UpstreamGuard
+from rag_gateway.runtime.cpu_pool import CpuPool
+
+logger = logging.getLogger("rag_gateway")
+
+
+def make_guard(name: str, settings: Settings, metrics: Metrics) -> UpstreamGuard:
+    policy = RetryPolicy(settings.retry_max_attempts, settings.retry_base_delay_s, settings.retry_max_delay_s)
+    breaker = CircuitBreaker(name, settings.breaker_failure_threshold, settings.breaker_reset_timeout_s)
+    metrics.watch_breaker(name, lambda: breaker.state)
+    return UpstreamGuard(name, policy, breaker, observer=metrics)
+
+
+def build_llm(
+    settings: Settings, openai_client: openai.AsyncOpenAI, sagemaker: Any, guards: dict[str, UpstreamGuard]
+) -> LLM:
+    if settings.llm_backend == "openai":
+        return OpenAICompatibleLLM(openai_client, guards["llm"], settings)
+    return SageMakerLLM(sagemaker, guards["sagemaker"], settings)
+
+
+@dataclass(frozen=True)
+class AppState:
+    """What the routes read: the settings, the pipeline, and what the readiness check probes."""
+
+    settings: Settings
+    pipeline: RagPipeline
+    store: VectorStore
+    embedding_model_id: str
+
+
+@asynccontextmanager
+async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[AppState]:
+    async with AsyncExitStack() as stack:
+        pool = CpuPool(settings.cpu_pool_workers, settings.cpu_pool_max_queue)
+        metrics.pool_pending.set_function(lambda: pool.pending)
+        guards = {
+            name: make_guard(name, settings, metrics) for name in ("openai", "qdrant", "sagemaker", "llm")
+        }
+        stack.callback(pool.shutdown)
+        embedder = await pool.run(Embedder, settings)
+        reranker = await pool.run(build_reranker, settings, embedder)
+        store = VectorStore(settings, pool, guards["qdrant"])
+        stack.push_async_callback(store.close)
+        openai_client = make_openai_client(settings)
+        stack.push_async_callback(openai_client.close)
+        sagemaker = await make_sagemaker_client(settings, stack)
+        catalog = CorpusCatalog(store, COLLECTIONS, settings.author_cache_ttl_s)
+        pool_embedder = QueryEmbedder(
+            embedder,
+            pool,
+            EmbeddingCache(settings.embedding_cache_size),
+            batch_window_s=settings.embed_batch_window_ms / 1000,
+            batches_in_flight=settings.effective_embed_batches_in_flight,
+            batch_max_texts=settings.effective_embed_batch_max_texts,
+        )
+        understanding = QueryUnderstanding(
+            SelfQuery(openai_client, guards["openai"], settings.openai_model_id),
+            QueryExpander(
+                openai_client, guards["openai"], settings.openai_model_id, settings.query_expansion_n
+            ),
+            settings.query_understanding_timeout_s,
+            UnderstandingCache(settings.query_cache_size, settings.query_cache_ttl_s),
+        )
+        pipeline = RagPipeline(
+            understanding=understanding,
+            catalog=catalog,
+            query_embedder=pool_embedder,
+            store=store,
+            reranker=reranker,
+            llm=build_llm(settings, openai_client, sagemaker, guards),
+            pool=pool,
+            search_limit=settings.search_limit_per_query,
+            collections=COLLECTIONS,
+        )
+        logger.info(
+            "services ready: embedder=%s reranker=%s store=%s",
+            embedder.model_id,
+            reranker.name,
+            "remote" if settings.uses_remote_qdrant else "local",
+        )
+        yield AppState(settings, pipeline, store, embedder.model_id)

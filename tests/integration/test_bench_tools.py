@@ -1,0 +1,298 @@
+"""The pure parts of the benchmark tools: statistics, the bound, /proc parsing, the load generator's results.
+
+No timing assertions: the load generator runs against an in-process ``httpx.MockTransport``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import pytest
+from benchmarks.loadgen import (
+    FALLBACK_QUESTIONS,
+    RESULT_KEYS,
+    LevelResult,
+    bound_rps,
+    cpu_capacity_rps,
+    critical_path_s,
+    efficiency,
+    load_questions,
+    median_stages,
+    parse_proc_stat_cpu,
+    parse_proc_status_kb,
+    percentile,
+    process_cpu_seconds,
+    process_memory_mb,
+    result_row,
+    run_level,
+    validate_rag_response,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- percentiles and medians ----------------------------------------------------------------------------
+def test_percentile_interpolates_linearly_between_ranks() -> None:
+    values = [4.0, 1.0, 3.0, 2.0]  # unsorted on purpose
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 4.0
+    assert percentile(values, 50) == 2.5
+    assert percentile(values, 25) == pytest.approx(1.75)
+
+
+def test_percentile_matches_numpy_default() -> None:
+    np = pytest.importorskip("numpy")
+    values = [float(v) for v in (13, 2, 7, 99, 5, 5, 41, 0.5, 8, 21, 3)]
+    for q in (50, 90, 95, 99):
+        assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_percentile_edge_cases() -> None:
+    assert percentile([7.0], 99) == 7.0
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_median_stages_per_stage() -> None:
+    samples = [{"embed": 10.0, "search": 4.0}, {"embed": 30.0, "search": 6.0}, {"embed": 20.0}]
+    assert median_stages(samples) == {"embed": 20.0, "search": 5.0}
+
+
+# --- the bound -------------------------------------------------------------------------------------------
+def test_critical_path_is_one_openai_call_plus_llm_plus_local_stages() -> None:
+    stages = {
+        "resolve_author": 0.5,
+        "embed": 12.0,
+        "search": 6.0,
+        "rerank": 1.5,
+        "llm": 600.0,
+        "total": 900.0,
+    }
+    # self-query and expansion run concurrently: one OpenAI latency, not two; llm/total are not local work
+    assert critical_path_s(0.15, 0.6, stages) == pytest.approx(0.15 + 0.6 + 0.020)
+    assert critical_path_s(0.15, 0.6, {}) == pytest.approx(0.75)
+
+
+def test_cpu_capacity() -> None:
+    assert cpu_capacity_rps(2, 0.025) == pytest.approx(80.0)
+    assert math.isinf(cpu_capacity_rps(2, 0.0))
+
+
+def test_efficiency_uses_the_tighter_bound() -> None:
+    critical, capacity = 0.8, 60.0
+    # latency-bound at low concurrency: C / critical path
+    assert bound_rps(8, critical, capacity) == pytest.approx(10.0)
+    assert efficiency(9.0, 8, critical, capacity) == pytest.approx(0.9)
+    # CPU-bound at high concurrency: 64 / 0.8 = 80 > 60
+    assert bound_rps(64, critical, capacity) == pytest.approx(60.0)
+    assert efficiency(30.0, 64, critical, capacity) == pytest.approx(0.5)
+
+
+# --- /proc ------------------------------------------------------------------------------------------------
+def test_parse_proc_stat_cpu_handles_parens_and_spaces_in_the_name() -> None:
+    # pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+    line = "4242 (rag (gw) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 7 0 100 0 0"
+    assert parse_proc_stat_cpu(line, clock_ticks=100) == pytest.approx(3.0)
+
+
+def test_parse_proc_status_kb() -> None:
+    text = "Name:\tpython\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t9\n"
+    assert parse_proc_status_kb(text, "VmRSS") == 102400
+    assert parse_proc_status_kb(text, "VmHWM") == 204800
+    assert parse_proc_status_kb(text, "VmSwap") is None
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_reading_this_process_from_proc() -> None:
+    assert process_cpu_seconds(os.getpid()) > 0
+    rss, hwm = process_memory_mb(os.getpid())
+    assert 0 < rss <= hwm
+
+
+# --- questions and response validation ------------------------------------------------------------------
+def test_load_questions_reads_the_query_field_and_shuffles_deterministically(tmp_path: Path) -> None:
+    path = tmp_path / "queries.json"
+    items = [{"split": "train", "query": f"question {i}?"} for i in range(50)]
+    path.write_text(json.dumps([*items, {"split": "test", "query": "  "}, {"nope": 1}]))
+    first, second = load_questions(path, seed=7), load_questions(path, seed=7)
+    assert first == second
+    assert sorted(first) == sorted(item["query"] for item in items)
+    assert first != [item["query"] for item in items]  # shuffled
+    assert load_questions(path, seed=8) != first
+
+
+def test_load_questions_falls_back_to_the_built_in_list(tmp_path: Path) -> None:
+    assert sorted(load_questions(tmp_path / "missing.json")) == sorted(FALLBACK_QUESTIONS)
+    assert sorted(load_questions(None)) == sorted(FALLBACK_QUESTIONS)
+
+
+def test_validate_rag_response() -> None:
+    def response(status: int, body: object) -> httpx.Response:
+        return httpx.Response(status, json=body)
+
+    assert validate_rag_response(response(200, {"answer": "yes"})) is None
+    assert validate_rag_response(response(200, {"answer": "  "})) == "empty answer"
+    assert validate_rag_response(response(200, ["answer"])) == "empty answer"
+    assert validate_rag_response(response(503, {"error": {}})) == "HTTP 503"
+    assert validate_rag_response(httpx.Response(200, content=b"not json")) == "body is not JSON"
+
+
+# --- the load generator, against an in-process fake gateway ----------------------------------------------
+def fake_gateway() -> tuple[httpx.MockTransport, dict[str, int]]:
+    seen = {"requests": 0}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen["requests"] += 1
+        await asyncio.sleep(0.002)
+        query = json.loads(request.content)["query"]
+        if query.endswith("boom"):
+            raise httpx.ConnectError("refused", request=request)
+        if query.endswith("busy"):
+            return httpx.Response(503, json={"error": {"type": "overloaded"}})
+        return httpx.Response(
+            200,
+            json={
+                "answer": f"about {query}",
+                "timings_ms": {"embed": 10.0, "search": 5.0, "rerank": 1.0, "llm": 600.0},
+                "degraded": ["rerank"] if query.endswith("slow") else [],
+            },
+        )
+
+    return httpx.MockTransport(handler), seen
+
+
+async def test_closed_loop_run_and_the_results_json_shape() -> None:
+    transport, seen = fake_gateway()
+    questions = ["a", "b boom", "c", "d busy", "e slow"]
+    edges: list[str] = []
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        level = await run_level(
+            client,
+            questions,
+            concurrency=4,
+            duration_s=0.3,
+            warmup_s=0.05,
+            on_window_start=lambda: edges.append("start"),
+            on_window_end=lambda: edges.append("end"),
+            error_backoff_s=0.001,
+        )
+    assert edges == ["start", "end"]
+    assert seen["requests"] >= level.completed + level.errors > 0
+    assert level.completed > 0 and level.errors > 0 and level.degraded > 0
+    assert set(level.error_kinds) <= {"ConnectError", "HTTP 503"}
+    assert level.rps == pytest.approx(level.completed / level.window_s)
+    assert median_stages(level.stage_timings)["embed"] == 10.0
+
+    row = result_row(level, cpu_s_per_request=0.02, peak_rss_mb=400.0, efficiency_value=0.9, baseline_rps=1.0)
+    assert tuple(row) == RESULT_KEYS
+    assert row["concurrency"] == 4 and row["errors"] == level.errors
+    decoded = json.loads(json.dumps([row]))
+    assert decoded[0]["p50_ms"] <= decoded[0]["p95_ms"] <= decoded[0]["p99_ms"]
+
+
+def test_result_row_turns_missing_numbers_into_null() -> None:
+    row = result_row(
+        LevelResult(concurrency=8, window_s=10.0),
+        cpu_s_per_request=None,
+        peak_rss_mb=float("nan"),
+        efficiency_value=float("inf"),
+        baseline_rps=None,
+    )
+    assert row == {
+        "concurrency": 8,
+        "rps": 0.0,
+        "p50_ms": None,
+        "p95_ms": None,
+        "p99_ms": None,
+        "errors": 0,
+        "cpu_s_per_request": None,
+        "peak_rss_mb": None,
+        "efficiency": None,
+        "baseline_rps": None,
+    }
+    json.dumps(row, allow_nan=False)
+
+
+async def test_run_level_rejects_bad_arguments() -> None:
+    async with httpx.AsyncClient(transport=fake_gateway()[0], base_url="http://gateway.test") as client:
+        with pytest.raises(ValueError):
+            await run_level(client, ["q"], concurrency=0, duration_s=0.1)
+        with pytest.raises(ValueError):
+            await run_level(client, [], concurrency=1, duration_s=0.1)
+
+
+# --- the local stack the scripts start (benchmarks/local_stack.py) ---------------------------------------
+@pytest.fixture
+def local_stack() -> ModuleType:
+    return importlib.import_module("benchmarks.local_stack")
+
+
+def test_gateway_env_points_at_the_emulators_and_takes_overrides(
+    local_stack: ModuleType, tmp_path: Path
+) -> None:
+    env = local_stack.gateway_env(tmp_path, 1111, 2222, label="chaos", LOG_LEVEL="error", WORKERS="1")
+    assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:1111/v1"
+    assert env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == "http://127.0.0.1:2222"
+    assert env["QDRANT_PATH"] == str(tmp_path / "qdrant") and env["QDRANT_URL"] == ""
+    assert (env["OPENAI_API_KEY"], env["AWS_ACCESS_KEY"]) == ("chaos-key", "chaos")
+    assert (env["LOG_LEVEL"], env["WORKERS"]) == ("error", "1")
+    assert local_stack.gateway_env(tmp_path, 1, 2)["LOG_LEVEL"] == "warning"
+
+
+def test_wait_for_gives_up_with_the_log_when_the_child_exits(local_stack: ModuleType, tmp_path: Path) -> None:
+    with local_stack.Processes(tmp_path) as procs:
+        procs.start("dead", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], dict(os.environ))
+        url = f"http://127.0.0.1:{local_stack.free_port()}/"
+        with pytest.raises(SystemExit, match="dead exited with status 3:\nboom"):
+            local_stack.wait_for(url, 30, procs=procs, name="dead")
+    assert procs.running == {}
+
+
+# --- the other entry points still import and parse ------------------------------------------------------
+def test_the_baseline_app_builds_without_loading_anything() -> None:
+    from benchmarks.handbook_baseline import create_app
+
+    from rag_gateway.config import Settings
+
+    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    paths = {getattr(route, "path", None) for route in app.routes}
+    assert {"/rag", "/health"} <= paths
+
+
+def test_bench_script_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for flag in ("--levels", "--duration", "--openai-latency", "--sagemaker-latency", "--skip-baseline"):
+        assert flag in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("locust", path=str(Path(sys.executable).parent)) is None, reason="no locust")
+def test_locustfile_lists_its_user() -> None:
+    locust = shutil.which("locust", path=str(Path(sys.executable).parent))
+    assert locust is not None
+    result = subprocess.run(
+        [locust, "-f", str(ROOT / "locustfile.py"), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "RagUser" in result.stdout
