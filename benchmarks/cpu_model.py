@@ -34,7 +34,8 @@ from rag_gateway.rag.prompt import build_prompt
 from rag_gateway.rag.retrieval.catalog import normalise_name
 from rag_gateway.rag.retrieval.embedding import Embedder
 from rag_gateway.rag.retrieval.reranking import build_reranker, top_k
-from rag_gateway.rag.retrieval.vector_store import AUTHOR_NAME_KEY, search_local
+from rag_gateway.rag.retrieval.stores import AUTHOR_NAME_KEY
+from rag_gateway.rag.retrieval.stores.local import search_local
 from rag_gateway.rag.understanding.expansion import parse_expansions
 from rag_gateway.rag.understanding.self_query import parse_author
 from rag_gateway_emulators import fake_llm

@@ -57,7 +57,8 @@ from rag_gateway.rag.prompt import build_prompt
 from rag_gateway.rag.retrieval.catalog import normalise_name
 from rag_gateway.rag.retrieval.embedding import Embedder, Vector
 from rag_gateway.rag.retrieval.reranking import Reranker, build_reranker, top_k
-from rag_gateway.rag.retrieval.vector_store import Hit, search_local
+from rag_gateway.rag.retrieval.stores import Hit
+from rag_gateway.rag.retrieval.stores.local import search_local
 from rag_gateway.rag.understanding.expansion import SYSTEM_PROMPT as EXPANSION_PROMPT
 from rag_gateway.rag.understanding.expansion import expansion_schema, parse_expansions
 from rag_gateway.rag.understanding.self_query import SCHEMA as SELF_QUERY_SCHEMA

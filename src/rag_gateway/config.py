@@ -128,10 +128,20 @@ class Settings(EnvSettings):
     served_model_name: str = Field("llm-twin", description="The model id /v1/models lists.")
 
     # --- Vector store -----------------------------------------------------------------------------
-    qdrant_url: str | None = Field(None, description="Qdrant server URL; empty = local mode in QDRANT_PATH.")
+    qdrant_url: str | None = Field(
+        None, description="Qdrant server or cluster URL; empty = the embedded Qdrant engine in QDRANT_PATH."
+    )
     qdrant_api_key: SecretStr | None = Field(None, description="Qdrant server API key (secret).")
     qdrant_path: Path = Field(
-        Path("qdrant_data"), description="Local-mode Qdrant folder (one process at a time)."
+        Path("qdrant_data"), description="Embedded store folder (one process at a time)."
+    )
+    vector_search_ef: int = Field(
+        128, ge=4, le=4096, description="HNSW search breadth (hnsw_ef): higher = better recall, slower."
+    )
+    edge_quantization: bool = Field(
+        True,
+        description="Embedded store: int8 copies of the vectors in RAM for search (rescored with the "
+        "originals, which stay on disk); off = full vectors in RAM.",
     )
     qdrant_timeout_s: PositiveFloat = Field(5.0, description="Per-call timeout for a Qdrant server.")
     search_limit_per_query: int = Field(5, ge=1, le=100, description="Hits per (collection, query) search.")

@@ -27,7 +27,7 @@ from rag_gateway.rag.retrieval.catalog import CorpusCatalog
 from rag_gateway.rag.retrieval.embedding import Embedder
 from rag_gateway.rag.retrieval.query_embedding import QueryEmbedder
 from rag_gateway.rag.retrieval.reranking import build_reranker
-from rag_gateway.rag.retrieval.vector_store import VectorStore
+from rag_gateway.rag.retrieval.stores import StoreUnavailableError, VectorStore, open_vector_store
 from rag_gateway.rag.understanding import QueryUnderstanding
 from rag_gateway.rag.understanding.expansion import QueryExpander
 from rag_gateway.rag.understanding.self_query import SelfQuery
@@ -52,6 +52,15 @@ def build_llm(
     return SageMakerLLM(sagemaker, guards["sagemaker"], settings)
 
 
+def open_store_or_explain(settings: Settings, guard: UpstreamGuard) -> VectorStore:
+    """The vector store; when it cannot be opened, the reason and the fix go to the log as one line."""
+    try:
+        return open_vector_store(settings, guard)
+    except StoreUnavailableError as exc:
+        logger.error("cannot start: %s", exc)
+        raise
+
+
 @dataclass(frozen=True)
 class AppState:
     """What the routes read: the settings, the pipeline, and what the readiness check probes."""
@@ -71,10 +80,10 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
             name: make_guard(name, settings, metrics) for name in ("openai", "qdrant", "sagemaker", "llm")
         }
         stack.callback(pool.shutdown)
+        store = open_store_or_explain(settings, guards["qdrant"])  # first: a locked folder fails fast
+        stack.push_async_callback(store.close)
         embedder = await pool.run(Embedder, settings)
         reranker = await pool.run(build_reranker, settings, embedder)
-        store = VectorStore(settings, pool, guards["qdrant"])
-        stack.push_async_callback(store.close)
         openai_client = make_openai_client(settings)
         stack.push_async_callback(openai_client.close)
         sagemaker = await make_sagemaker_client(settings, stack)

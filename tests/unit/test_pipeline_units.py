@@ -11,7 +11,7 @@ from rag_gateway.rag.outcome import RequestOutcome
 from rag_gateway.rag.pipeline import RagPipeline, deduplicate
 from rag_gateway.rag.prompt import INSTRUCTION, build_prompt
 from rag_gateway.rag.retrieval.query_embedding import QueryEmbedder
-from rag_gateway.rag.retrieval.vector_store import Hit
+from rag_gateway.rag.retrieval.stores import Hit
 from rag_gateway.runtime.cpu_pool import CpuPool
 
 

@@ -11,7 +11,7 @@ import pytest
 from rag_gateway.config import Settings
 from rag_gateway.rag.retrieval.embedding import Embedder
 from rag_gateway.rag.retrieval.reranking import CrossEncoderReranker, EmbeddingReranker, build_reranker, top_k
-from rag_gateway.rag.retrieval.vector_store import Hit
+from rag_gateway.rag.retrieval.stores import Hit
 from tests.standin_models import build_keyword_cross_encoder
 
 

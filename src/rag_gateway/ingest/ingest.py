@@ -17,17 +17,21 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from qdrant_client import models
 from tqdm import tqdm
 
-from rag_gateway.config import Settings
+from rag_gateway.config import COLLECTIONS, Settings
 from rag_gateway.errors import UpstreamTimeoutError, UpstreamUnavailableError
 from rag_gateway.ingest.documents import COLLECTION_BY_KIND, Document, load_documents
 from rag_gateway.ingest.errors import IngestError
 from rag_gateway.ingest.records import ChunkRecord, chunk_documents
 from rag_gateway.ingest.report import CollectionReport, IngestReport
 from rag_gateway.rag.retrieval.embedding import Embedder, ModelFilesMissingError
-from rag_gateway.rag.retrieval.vector_store import VectorStore
+from rag_gateway.rag.retrieval.stores import (
+    StoredPoint,
+    StoreUnavailableError,
+    VectorStore,
+    open_vector_store,
+)
 from rag_gateway.runtime.cpu_pool import CpuPool
 
 #: Chunks embedded (and then upserted) per call: large enough to amortise ONNX overhead, small enough for
@@ -44,17 +48,12 @@ def _batches(items: Sequence[T], size: int) -> Iterator[list[T]]:
         yield list(items[start : start + size])
 
 
-def open_store(settings: Settings, pool: CpuPool) -> VectorStore:
-    """The vector store, with qdrant's lock error on a local folder turned into advice."""
+def open_store(settings: Settings) -> VectorStore:
+    """The vector store, with a folder another process holds (or an old layout) turned into advice."""
     try:
-        return VectorStore(settings, pool)
-    except RuntimeError as error:
-        if "already accessed" in str(error):
-            raise IngestError(
-                f"the Qdrant folder {settings.qdrant_path} is in use by another process (is the gateway "
-                "running?); stop it, or point QDRANT_URL at a Qdrant server that both can share"
-            ) from error
-        raise
+        return open_vector_store(settings)
+    except StoreUnavailableError as error:
+        raise IngestError(str(error)) from error
 
 
 async def _stored_ids(store: VectorStore, collection: str, ids: Sequence[str]) -> set[str]:
@@ -83,7 +82,7 @@ async def _embed_and_upsert(
             for batch in _batches(records, EMBED_BATCH_SIZE):
                 vectors = await pool.run(embedder.embed, [record.content for record in batch])
                 points = [
-                    models.PointStruct(id=record.id, vector=vector.tolist(), payload=record.payload)
+                    StoredPoint(record.id, vector, record.payload)
                     for record, vector in zip(batch, vectors, strict=True)
                 ]
                 await store.upsert(collection, points)
@@ -93,14 +92,14 @@ async def _embed_and_upsert(
 async def _ingest(
     documents: list[Document], records: list[ChunkRecord], settings: Settings, pool: CpuPool, progress: bool
 ) -> list[CollectionReport]:
-    store = open_store(settings, pool)
+    store = open_store(settings)
     try:
         try:
             embedder = await pool.run(Embedder, settings)
         except ModelFilesMissingError as error:
             raise IngestError(str(error)) from error
         try:
-            await store.ensure_collections(embedder.dim)
+            await store.ensure_collections(embedder.dim, COLLECTIONS)
         except (UpstreamUnavailableError, UpstreamTimeoutError) as error:
             raise IngestError(f"cannot reach Qdrant at {store.location}: {error.message}") from error
 
@@ -122,6 +121,9 @@ async def _ingest(
             todo[collection] = [record for record in wanted if record.id not in stored]
 
         await _embed_and_upsert(store, pool, embedder, todo, progress)
+        for collection, added in todo.items():
+            if added:
+                await store.build_index(collection)  # once, after every batch is in
 
         reports = []
         for collection in collections:

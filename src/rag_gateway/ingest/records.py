@@ -14,7 +14,7 @@ from typing import Any
 from rag_gateway.ingest.chunking import chunk_article, chunk_post, chunk_repository
 from rag_gateway.ingest.cleaning import clean_text
 from rag_gateway.ingest.documents import Document, DocumentKind, PostDocument
-from rag_gateway.rag.retrieval.vector_store import AUTHOR_ID_KEY, AUTHOR_NAME_KEY
+from rag_gateway.rag.retrieval.stores import AUTHOR_ID_KEY, AUTHOR_NAME_KEY
 
 #: Fixed namespace for chunk ids; changing it would orphan every stored point.
 CHUNK_ID_NAMESPACE = uuid.UUID("6f1d8a52-3c1e-5b7a-9a0e-2d4c6b8e1f30")

@@ -20,7 +20,7 @@ from rag_gateway.rag.retrieval.catalog import CorpusCatalog
 from rag_gateway.rag.retrieval.embedding import Vector
 from rag_gateway.rag.retrieval.query_embedding import QueryEmbedder
 from rag_gateway.rag.retrieval.reranking import Reranker, top_k
-from rag_gateway.rag.retrieval.vector_store import Hit, VectorStore
+from rag_gateway.rag.retrieval.stores import Hit, VectorStore
 from rag_gateway.rag.steps import optional_step
 from rag_gateway.rag.understanding import QueryUnderstanding
 from rag_gateway.resilience import deadline_scope

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rag_gateway.rag.retrieval.vector_store import Hit
+from rag_gateway.rag.retrieval.stores import Hit
 
 INSTRUCTION = (
     "You are a content creator. Write what the user asked you to while using the provided context as the "

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from rag_gateway.rag.retrieval.vector_store import VectorStore
+from rag_gateway.rag.retrieval.stores import VectorStore
 
 
 def normalise_name(name: str) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 
 from rag_gateway.config import EMBEDDING_RERANKER_ID, Settings
 from rag_gateway.rag.retrieval.embedding import Embedder, Vector
-from rag_gateway.rag.retrieval.vector_store import Hit
+from rag_gateway.rag.retrieval.stores import Hit
 
 
 class Reranker(Protocol):

@@ -1,0 +1,96 @@
+"""What every vector-store backend offers the pipeline and ingestion, whatever engine runs it.
+
+Two backends: the Qdrant engine embedded in-process (`EdgeStore`, the default, a folder at QDRANT_PATH)
+and a Qdrant server or cluster (`ServerStore`, QDRANT_URL). Both store one unnamed dense vector per chunk
+(dot product on unit vectors, i.e. cosine) and keyword indexes on the author fields, and answer the same
+calls with the same hits; `tests/contract` holds them to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from rag_gateway.errors import GatewayError
+
+Vector = npt.NDArray[np.float32]
+
+#: Payload keys written at ingest and read on the request path.
+AUTHOR_NAME_KEY = "author_full_name"
+AUTHOR_ID_KEY = "author_id"
+#: Payload fields with a keyword index: the author filter and the author catalogue read them.
+KEYWORD_INDEXES = (AUTHOR_NAME_KEY, AUTHOR_ID_KEY)
+#: Facet values read at most per collection (the author catalogue).
+MAX_FACET_VALUES = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One retrieved chunk."""
+
+    id: str
+    collection: str
+    score: float
+    payload: Mapping[str, Any]
+    vector: Vector | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPoint:
+    """One chunk to write: its id (a UUID string), its unit vector and its payload."""
+
+    id: str
+    vector: Sequence[float] | Vector
+    payload: dict[str, Any]
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store cannot be opened as configured (locked by another process, an old layout, a bad folder).
+
+    Its message says what to do; it is raised at start-up or by the CLI, never on the request path.
+    """
+
+
+class VectorStore(Protocol):
+    """The calls the gateway and ingestion make; each backend keeps its engine's details to itself."""
+
+    #: Where the data lives (a folder or a URL), for messages.
+    location: str
+
+    async def ensure_collections(self, dim: int, collections: Sequence[str]) -> None:
+        """Create the missing collections with the author indexes; existing ones are left as they are."""
+        ...
+
+    async def existing_collections(self) -> set[str]: ...
+
+    async def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
+        """Write points; a point whose id exists is replaced, so re-importing adds nothing."""
+        ...
+
+    async def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]: ...
+
+    async def count(self, collection: str) -> int: ...
+
+    async def build_index(self, collection: str) -> None:
+        """Index what bulk writes added (a no-op where the engine indexes by itself)."""
+        ...
+
+    async def authors(self, collections: Sequence[str]) -> set[str]:
+        """Every distinct author name indexed in the given collections."""
+        ...
+
+    async def search_collections(
+        self, collections: Sequence[str], vectors: Sequence[Vector], author: str | None, limit: int
+    ) -> dict[str, list[list[Hit]] | GatewayError]:
+        """A hit list per (collection, query vector), best first, filtered by author when one is given.
+
+        A collection that fails maps to its error (the others still answer); the gateway's own overload
+        is raised.
+        """
+        ...
+
+    async def close(self) -> None: ...

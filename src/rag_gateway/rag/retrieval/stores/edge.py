@@ -1,0 +1,225 @@
+"""The Qdrant engine embedded in the gateway's process (qdrant-edge): the default store.
+
+One shard per collection, each a folder under QDRANT_PATH, with Qdrant's own segments, HNSW index, payload
+indexes and write-ahead log. A folder belongs to one process at a time (the engine locks it), so a second
+gateway or an ingest run on the same folder gets a clear error; several workers need QDRANT_URL.
+
+The engine's calls hold the GIL for their whole duration (the binding releases it nowhere), so a pool
+thread would not run them in parallel with the event loop; it would only add two thread hand-offs per
+call. Reads therefore run inline: an HNSW search with an author filter on a keyword index takes well
+under a millisecond. Bulk writes and `build_index` (HNSW construction) run only in ingestion, never in the
+serving process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import qdrant_edge as edge
+
+from rag_gateway.config import Settings
+from rag_gateway.errors import GatewayError, UpstreamBadResponseError
+from rag_gateway.rag.retrieval.stores.base import (
+    AUTHOR_NAME_KEY,
+    KEYWORD_INDEXES,
+    MAX_FACET_VALUES,
+    Hit,
+    StoredPoint,
+    StoreUnavailableError,
+    Vector,
+)
+
+T = TypeVar("T")
+UPSTREAM = "vector_store"
+#: Written at the folder's root: what built it, so a later version can tell an older layout.
+LAYOUT_FILE = "store.json"
+LAYOUT = {"engine": "qdrant-edge", "layout": 1}
+#: Files qdrant-client's local mode (the store of earlier versions) leaves at a folder's root.
+LOCAL_MODE_MARKERS = ("meta.json", "collection")
+
+
+def shard_config(dim: int, quantization: bool) -> edge.EdgeConfig:
+    """Dot product on unit vectors (cosine); with quantization, int8 copies in RAM and originals on disk."""
+    if quantization:
+        vectors = edge.EdgeVectorParams(
+            size=dim,
+            distance=edge.Distance.Dot,
+            memory=edge.Memory.Cold,
+            quantization_config=edge.ScalarQuantizationConfig(
+                type=edge.ScalarType.Int8, quantile=0.99, memory=edge.Memory.Pinned
+            ),
+        )
+    else:
+        vectors = edge.EdgeVectorParams(size=dim, distance=edge.Distance.Dot, memory=edge.Memory.Cached)
+    return edge.EdgeConfig(
+        vectors=vectors,
+        hnsw_config=edge.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
+        payload_memory=edge.Memory.Cached,
+    )
+
+
+def check_folder(path: Path) -> None:
+    """Refuse a folder written by qdrant-client's local mode, with the commands that move it over."""
+    if all((path / marker).exists() for marker in LOCAL_MODE_MARKERS) and not (path / LAYOUT_FILE).exists():
+        raise StoreUnavailableError(
+            f"{path} holds a qdrant-client local-mode store (the embedded store of earlier versions), which "
+            "this version does not read on the request path. Move it to the Qdrant engine with "
+            f"`rag-gateway migrate-store {path} NEW_FOLDER` and set QDRANT_PATH=NEW_FOLDER, or re-ingest "
+            "your documents into a new QDRANT_PATH (`rag-gateway ingest ...`). Nothing was changed."
+        )
+
+
+def _engine_error(path: Path, exc: Exception) -> StoreUnavailableError:
+    message = str(exc)
+    if "WouldBlock" in message:
+        return StoreUnavailableError(
+            f"the vector store folder {path} is in use by another process (a running gateway or ingest); "
+            "stop it first, or point QDRANT_URL at a Qdrant server that several processes can share"
+        )
+    return StoreUnavailableError(f"cannot open the vector store folder {path}: {message}")
+
+
+class EdgeStore:
+    """Qdrant's engine in-process: a shard per collection under one folder."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._root = settings.qdrant_path
+        self._quantization = settings.edge_quantization
+        self._params = edge.SearchParams(hnsw_ef=settings.vector_search_ef)
+        self._shards: dict[str, edge.EdgeShard] = {}
+        self.location = str(self._root)
+        self._root.mkdir(parents=True, exist_ok=True)
+        check_folder(self._root)
+        try:
+            for shard_dir in sorted(self._root.iterdir()):
+                if (shard_dir / "edge_config.json").is_file() or (shard_dir / "segments").is_dir():
+                    self._shards[shard_dir.name] = edge.EdgeShard.load(str(shard_dir))
+        except Exception as exc:
+            self._close_shards()
+            raise _engine_error(self._root, exc) from exc
+        layout = self._root / LAYOUT_FILE
+        if not layout.exists():
+            layout.write_text(json.dumps(LAYOUT))
+
+    def _shard(self, collection: str) -> edge.EdgeShard:
+        shard = self._shards.get(collection)
+        if shard is None:
+            raise UpstreamBadResponseError(f"collection {collection} does not exist", upstream=UPSTREAM)
+        return shard
+
+    def _run(self, collection: str, call: Callable[[edge.EdgeShard], T]) -> T:
+        shard = self._shard(collection)
+        try:
+            return call(shard)
+        except Exception as exc:  # the engine raises plain Exception; its text stays in the log
+            raise UpstreamBadResponseError("the vector store failed", upstream=UPSTREAM) from exc
+
+    # --- schema -----------------------------------------------------------------------------------
+    async def ensure_collections(self, dim: int, collections: Sequence[str]) -> None:
+        for name in collections:
+            if name in self._shards:
+                continue
+            try:
+                shard = edge.EdgeShard.create(str(self._root / name), shard_config(dim, self._quantization))
+            except Exception as exc:
+                raise _engine_error(self._root / name, exc) from exc
+            for field in KEYWORD_INDEXES:
+                shard.update(edge.UpdateOperation.create_field_index(field, edge.PayloadSchemaType.Keyword))
+            self._shards[name] = shard
+
+    async def existing_collections(self) -> set[str]:
+        return set(self._shards)
+
+    # --- writes (ingestion) ------------------------------------------------------------------------
+    async def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
+        batch = [edge.Point(id=p.id, vector=_as_list(p.vector), payload=p.payload) for p in points]
+        self._run(collection, lambda shard: shard.update(edge.UpdateOperation.upsert_points(batch)))
+
+    async def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        found = self._run(collection, lambda shard: shard.retrieve(list(ids), False, False))
+        return {str(record.id) for record in found}
+
+    async def count(self, collection: str) -> int:
+        return int(self._run(collection, lambda shard: shard.count(edge.CountRequest(exact=True))))
+
+    async def build_index(self, collection: str) -> None:
+        """Build the HNSW index over what was written (the engine has no background optimizer)."""
+        self._run(collection, lambda shard: shard.optimize())
+        self._run(collection, lambda shard: shard.flush())
+
+    # --- reads (request path) ----------------------------------------------------------------------
+    async def authors(self, collections: Sequence[str]) -> set[str]:
+        request = edge.FacetRequest(key=AUTHOR_NAME_KEY, limit=MAX_FACET_VALUES, exact=True)
+        names: set[str] = set()
+        for name in collections:
+            response = self._run(name, lambda shard: shard.facet(request))
+            # a value whose points were all replaced or deleted stays listed with count 0
+            names.update(str(hit.value) for hit in response.hits if hit.count > 0)
+        return names
+
+    def search(
+        self, collection: str, vectors: Sequence[Vector], author: str | None, limit: int
+    ) -> list[list[Hit]]:
+        """One batched query per collection: a hit list per query vector, best first."""
+        query_filter = _author_filter(author)
+        batch = edge.QueryBatchRequest(
+            [
+                edge.QueryRequest(
+                    query=edge.Query.Nearest(vector.tolist()),
+                    filter=query_filter,
+                    limit=limit,
+                    with_payload=True,
+                    with_vector=True,
+                    params=self._params,
+                )
+                for vector in vectors
+            ]
+        )
+        results = self._run(collection, lambda shard: shard.query_batch(batch))
+        return [[_to_hit(collection, point) for point in points] for points in results]
+
+    async def search_collections(
+        self, collections: Sequence[str], vectors: Sequence[Vector], author: str | None, limit: int
+    ) -> dict[str, list[list[Hit]] | GatewayError]:
+        found: dict[str, list[list[Hit]] | GatewayError] = {}
+        for name in collections:
+            try:
+                found[name] = self.search(name, vectors, author, limit)
+            except GatewayError as exc:
+                found[name] = exc
+        return found
+
+    async def close(self) -> None:
+        self._close_shards()
+
+    def _close_shards(self) -> None:
+        for shard in self._shards.values():
+            shard.close()
+        self._shards.clear()
+
+
+def _author_filter(author: str | None) -> edge.Filter | None:
+    if author is None:
+        return None
+    return edge.Filter(must=[edge.FieldCondition(key=AUTHOR_NAME_KEY, match=edge.MatchValue(author))])
+
+
+def _as_list(vector: Sequence[float] | Vector) -> list[float]:
+    return vector.tolist() if isinstance(vector, np.ndarray) else list(vector)
+
+
+def _to_hit(collection: str, point: Any) -> Hit:
+    vector = point.vector
+    return Hit(
+        id=str(point.id),  # a uuid.UUID for UUID ids
+        collection=collection,
+        score=float(point.score),
+        payload=point.payload or {},
+        vector=np.asarray(vector, dtype=np.float32) if isinstance(vector, list) else None,
+    )

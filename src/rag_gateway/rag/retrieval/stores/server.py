@@ -1,0 +1,208 @@
+"""A Qdrant server or cluster (QDRANT_URL) through the shared `AsyncQdrantClient`.
+
+This is how a deployment outgrows one machine: several gateway workers and replicas read one Qdrant
+cluster. Every call is a native coroutine on one pooled client, guarded (retries, circuit breaker) like
+the other upstreams; the client's errors become gateway errors (never their text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import numpy as np
+from qdrant_client import AsyncQdrantClient, models
+from qdrant_client.common.client_exceptions import QdrantException, ResourceExhaustedResponse
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from rag_gateway.config import Settings
+from rag_gateway.errors import (
+    GatewayError,
+    UpstreamBadResponseError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+    parse_retry_after,
+)
+from rag_gateway.rag.retrieval.stores.base import (
+    AUTHOR_NAME_KEY,
+    KEYWORD_INDEXES,
+    MAX_FACET_VALUES,
+    Hit,
+    StoredPoint,
+    Vector,
+)
+from rag_gateway.resilience import UpstreamGuard
+
+UPSTREAM = "qdrant"
+
+
+def author_filter(author: str | None) -> models.Filter | None:
+    if author is None:
+        return None
+    return models.Filter(
+        must=[models.FieldCondition(key=AUTHOR_NAME_KEY, match=models.MatchValue(value=author))]
+    )
+
+
+class ServerStore:
+    """Qdrant's REST API behind coroutines."""
+
+    def __init__(self, settings: Settings, guard: UpstreamGuard | None = None) -> None:
+        assert settings.qdrant_url is not None
+        api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        self._client = AsyncQdrantClient(
+            url=settings.qdrant_url,
+            api_key=api_key,
+            timeout=math.ceil(settings.qdrant_timeout_s),
+            check_compatibility=False,  # it would start a thread making a blocking request
+        )
+        self._guard = guard
+        self.location = settings.qdrant_url
+
+    async def _call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        if self._guard is None:
+            return await self._call_once(name, *args, **kwargs)
+        return await self._guard.call(lambda: self._call_once(name, *args, **kwargs))
+
+    async def _call_once(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self._client, name)(*args, **kwargs)
+        except (UnexpectedResponse, ResponseHandlingException, httpx.HTTPError) as exc:
+            raise map_qdrant_error(exc) from exc
+        except QdrantException as exc:  # a 429 with Retry-After
+            retry_after = exc.retry_after_s if isinstance(exc, ResourceExhaustedResponse) else None
+            raise UpstreamUnavailableError(
+                "the vector store is rate limiting",
+                upstream=UPSTREAM,
+                retry_after=retry_after,
+                retryable=True,
+            ) from exc
+        except (json.JSONDecodeError, AssertionError) as exc:  # a 200 that is not JSON, or a null result
+            raise UpstreamBadResponseError(
+                "the vector store returned an unusable answer", upstream=UPSTREAM
+            ) from exc
+
+    # --- schema -----------------------------------------------------------------------------------
+    async def ensure_collections(self, dim: int, collections: Sequence[str]) -> None:
+        for name in collections:
+            if await self._call("collection_exists", name):
+                continue
+            await self._call(
+                "create_collection",
+                name,
+                vectors_config=models.VectorParams(size=dim, distance=models.Distance.DOT),
+            )
+            for field in KEYWORD_INDEXES:
+                await self._call(
+                    "create_payload_index",
+                    name,
+                    field_name=field,
+                    field_schema=models.PayloadSchemaType.KEYWORD,
+                )
+
+    async def existing_collections(self) -> set[str]:
+        response = await self._call("get_collections")
+        return {c.name for c in response.collections}
+
+    # --- writes (ingestion) ------------------------------------------------------------------------
+    async def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
+        structs = [models.PointStruct(id=p.id, vector=_as_list(p.vector), payload=p.payload) for p in points]
+        await self._call("upsert", collection, points=structs, wait=True)
+
+    async def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        found = await self._call(
+            "retrieve", collection, ids=list(ids), with_payload=False, with_vectors=False
+        )
+        return {str(p.id) for p in found}
+
+    async def count(self, collection: str) -> int:
+        result = await self._call("count", collection, exact=True)
+        return int(result.count)
+
+    async def build_index(self, collection: str) -> None:
+        """The server's optimizer indexes in the background as points arrive; nothing to do."""
+
+    # --- reads (request path) ----------------------------------------------------------------------
+    async def authors(self, collections: Sequence[str]) -> set[str]:
+        results = await asyncio.gather(
+            *(
+                self._call("facet", name, key=AUTHOR_NAME_KEY, limit=MAX_FACET_VALUES, exact=True)
+                for name in collections
+            )
+        )
+        return {str(hit.value) for result in results for hit in result.hits if hit.count > 0}
+
+    async def search_collection(
+        self, collection: str, vectors: Sequence[Vector], author: str | None, limit: int
+    ) -> list[list[Hit]]:
+        """One batched request per collection: a hit list per query vector, best first."""
+        query_filter = author_filter(author)
+        requests = [
+            models.QueryRequest(
+                query=vector.tolist(), filter=query_filter, limit=limit, with_payload=True, with_vector=True
+            )
+            for vector in vectors
+        ]
+        responses = await self._call("query_batch_points", collection, requests=requests)
+        return [[_to_hit(collection, point) for point in response.points] for response in responses]
+
+    async def search_collections(
+        self, collections: Sequence[str], vectors: Sequence[Vector], author: str | None, limit: int
+    ) -> dict[str, list[list[Hit]] | GatewayError]:
+        """One concurrent batched request per collection."""
+        results = await asyncio.gather(
+            *(self.search_collection(name, vectors, author, limit) for name in collections),
+            return_exceptions=True,
+        )
+        found: dict[str, list[list[Hit]] | GatewayError] = {}
+        for name, result in zip(collections, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, GatewayError):
+                raise result
+            found[name] = result
+        return found
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def map_qdrant_error(exc: Exception) -> GatewayError:
+    source = exc.source if isinstance(exc, ResponseHandlingException) else exc
+    # every vector-store call on the read path is idempotent, so transient failures are retryable
+    if isinstance(source, httpx.TimeoutException):
+        return UpstreamTimeoutError("the vector store timed out", upstream=UPSTREAM, retryable=True)
+    if isinstance(source, httpx.TransportError):
+        return UpstreamUnavailableError("the vector store is unreachable", upstream=UPSTREAM, retryable=True)
+    if isinstance(source, UnexpectedResponse) and source.status_code in (429, 503):
+        retry_after = source.headers.get("retry-after") if source.headers else None
+        return UpstreamUnavailableError(
+            "the vector store is overloaded",
+            upstream=UPSTREAM,
+            retryable=True,
+            retry_after=parse_retry_after(retry_after),
+        )
+    status = (source.status_code or 0) if isinstance(source, UnexpectedResponse) else 0
+    return UpstreamBadResponseError(
+        "the vector store returned an error", upstream=UPSTREAM, retryable=status >= 500
+    )
+
+
+def _as_list(vector: Sequence[float] | Vector) -> list[float]:
+    return vector.tolist() if isinstance(vector, np.ndarray) else list(vector)
+
+
+def _to_hit(collection: str, point: models.ScoredPoint) -> Hit:
+    vector = point.vector
+    array = np.asarray(vector, dtype=np.float32) if isinstance(vector, list) else None
+    return Hit(
+        id=str(point.id),
+        collection=collection,
+        score=float(point.score),
+        payload=point.payload or {},
+        vector=array,
+    )
