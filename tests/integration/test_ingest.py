@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 from collections import defaultdict
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qdrant_client import QdrantClient
+import qdrant_edge as edge
 
 from rag_gateway.config import COLLECTIONS, Settings
 from rag_gateway.ingest import (
@@ -33,6 +34,7 @@ from rag_gateway.ingest import (
     split_sentences,
 )
 from rag_gateway.ingest.chunking import chunk_post, chunk_repository
+from rag_gateway.rag.retrieval.stores.edge import EdgeStore
 
 PROJECT_ROOT = Path(__file__).parents[2]
 TOKENIZER_DIR = PROJECT_ROOT / "models" / "all-MiniLM-L6-v2"
@@ -96,25 +98,30 @@ def repository(doc_id: str, files: dict[str, str], **extra: Any) -> dict[str, An
 
 
 def read_points(qdrant_path: Path, collection: str) -> list[Any]:
-    """Every point of a collection, read with a short-lived client (local mode allows one at a time)."""
-    client = QdrantClient(path=str(qdrant_path))
+    """Every point of a collection, read by opening its shard briefly (one process at a time)."""
+    if not (qdrant_path / collection).is_dir():
+        return []
+    shard = edge.EdgeShard.load(str(qdrant_path / collection))
     try:
-        if not client.collection_exists(collection):
-            return []
-        points, _ = client.scroll(collection, limit=100_000, with_payload=True, with_vectors=True)
+        points, _ = shard.scroll(
+            edge.ScrollRequest(limit=100_000, with_payload=True, with_vector=True, filter=None, offset=None)
+        )
         return list(points)
     finally:
-        client.close()
+        shard.close()
 
 
 def counts(qdrant_path: Path) -> dict[str, int]:
     if not qdrant_path.exists():
         return {}
-    client = QdrantClient(path=str(qdrant_path))
-    try:
-        return {c.name: client.count(c.name, exact=True).count for c in client.get_collections().collections}
-    finally:
-        client.close()
+    found = {}
+    for shard_dir in sorted(p for p in qdrant_path.iterdir() if (p / "edge_config.json").is_file()):
+        shard = edge.EdgeShard.load(str(shard_dir))
+        try:
+            found[shard_dir.name] = shard.count(edge.CountRequest(exact=True))
+        finally:
+            shard.close()
+    return found
 
 
 def unique_words(n: int, lengths: tuple[int, ...] = (1, 4, 9, 2, 14, 6)) -> list[str]:
@@ -568,12 +575,13 @@ async def test_a_bad_file_leaves_a_new_store_untouched(tmp_path: Path) -> None:
 async def test_a_locked_local_store_is_reported_clearly(tmp_path: Path) -> None:
     good = write_json(tmp_path / "posts.json", [post("p1", {"text": "Hello."})])
     settings = make_settings(tmp_path / "q")
-    holder = QdrantClient(path=str(settings.qdrant_path))  # plays the running gateway
+    await ingest_paths([good], settings, progress=False)
+    holder = EdgeStore(settings)  # plays the running gateway
     try:
         with pytest.raises(IngestError, match="is in use by another process"):
             await ingest_paths([good], settings, progress=False)
     finally:
-        holder.close()
+        await holder.close()
 
 
 # --- the CLI ---------------------------------------------------------------------------------------------
@@ -638,13 +646,14 @@ def test_cli_reports_a_locked_store_with_status_2(
     cli_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = write_json(tmp_path / "posts.json", [post("p1", {"text": "Hello."})])
-    holder = QdrantClient(path=str(cli_env))
+    assert run_ingest(parse(str(good), "--no-progress")) == 0
+    holder = EdgeStore(make_settings(cli_env))
     try:
         assert run_ingest(parse(str(good), "--no-progress")) == 2
     finally:
-        holder.close()
+        asyncio.run(holder.close())
     err = capsys.readouterr().err
-    assert f"error: the Qdrant folder {cli_env} is in use by another process (is the gateway running?)" in err
+    assert f"the vector store folder {cli_env} is in use by another process" in err
 
 
 # --- real data ---------------------------------------------------------------------------------------------

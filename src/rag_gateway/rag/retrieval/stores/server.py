@@ -61,6 +61,7 @@ class ServerStore:
             check_compatibility=False,  # it would start a thread making a blocking request
         )
         self._guard = guard
+        self._params = models.SearchParams(hnsw_ef=settings.vector_search_ef)
         self.location = settings.qdrant_url
 
     async def _call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
@@ -145,7 +146,12 @@ class ServerStore:
         query_filter = author_filter(author)
         requests = [
             models.QueryRequest(
-                query=vector.tolist(), filter=query_filter, limit=limit, with_payload=True, with_vector=True
+                query=vector.tolist(),
+                filter=query_filter,
+                limit=limit,
+                with_payload=True,
+                with_vector=True,
+                params=self._params,
             )
             for vector in vectors
         ]
