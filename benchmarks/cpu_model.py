@@ -29,10 +29,10 @@ from qdrant_client import QdrantClient
 
 from benchmarks.loadgen import load_questions
 from rag_gateway.config import COLLECTIONS, Settings
-from rag_gateway.rag.pipeline import deduplicate
 from rag_gateway.rag.prompt import build_prompt
 from rag_gateway.rag.retrieval.catalog import normalise_name
 from rag_gateway.rag.retrieval.embedding import Embedder
+from rag_gateway.rag.retrieval.ranking import deduplicate
 from rag_gateway.rag.retrieval.reranking import build_reranker, top_k
 from rag_gateway.rag.retrieval.stores import AUTHOR_NAME_KEY
 from rag_gateway.rag.retrieval.stores.local import search_local

@@ -52,10 +52,10 @@ from rag_gateway.clients.aws import aws_credentials
 from rag_gateway.config import COLLECTIONS, Settings
 from rag_gateway.llm.sagemaker import parse_generated_text
 from rag_gateway.rag.outcome import StageTimings
-from rag_gateway.rag.pipeline import deduplicate
 from rag_gateway.rag.prompt import build_prompt
 from rag_gateway.rag.retrieval.catalog import normalise_name
 from rag_gateway.rag.retrieval.embedding import Embedder, Vector
+from rag_gateway.rag.retrieval.ranking import deduplicate
 from rag_gateway.rag.retrieval.reranking import Reranker, build_reranker, top_k
 from rag_gateway.rag.retrieval.stores import Hit
 from rag_gateway.rag.retrieval.stores.local import search_local

@@ -144,7 +144,22 @@ class Settings(EnvSettings):
         "originals, which stay on disk); off = full vectors in RAM.",
     )
     qdrant_timeout_s: PositiveFloat = Field(5.0, description="Per-call timeout for a Qdrant server.")
-    search_limit_per_query: int = Field(5, ge=1, le=100, description="Hits per (collection, query) search.")
+    search_limit_per_query: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Hits per (collection, query) search; at least 2 x k x SOURCES_PER_DOCUMENT.",
+    )
+    retrieval_mode: Literal["dense", "hybrid"] = Field(
+        "hybrid", description="dense: embeddings only; hybrid: embeddings + BM25, fused by weighted RRF."
+    )
+    hybrid_sparse_weight: float = Field(1.0, ge=0, le=10, description="Hybrid: weight of the BM25 lists.")
+    hybrid_rerank_weight: float = Field(
+        1.0, ge=0, le=10, description="Hybrid: weight of the reranker's ordering (dense lists weigh 1)."
+    )
+    sources_per_document: int = Field(
+        1, ge=1, le=10, description="Chunks cited per document; k counts documents."
+    )
     embed_batch_window_ms: float = Field(
         2.0, ge=0, le=50, description="Micro-batch window for concurrent embed calls; 0 = off."
     )

@@ -22,11 +22,14 @@ from rag_gateway.llm.openai_compatible import OpenAICompatibleLLM
 from rag_gateway.llm.sagemaker import SageMakerLLM
 from rag_gateway.observability.metrics import Metrics
 from rag_gateway.rag.caches import EmbeddingCache, UnderstandingCache
-from rag_gateway.rag.pipeline import RagPipeline
+from rag_gateway.rag.pipeline import RagPipeline, RetrievalOptions
 from rag_gateway.rag.retrieval.catalog import CorpusCatalog
 from rag_gateway.rag.retrieval.embedding import Embedder
 from rag_gateway.rag.retrieval.query_embedding import QueryEmbedder
+from rag_gateway.rag.retrieval.ranking import FusionWeights
 from rag_gateway.rag.retrieval.reranking import build_reranker
+from rag_gateway.rag.retrieval.schema import IndexSchema
+from rag_gateway.rag.retrieval.sparse import SparseEncoder
 from rag_gateway.rag.retrieval.stores import StoreUnavailableError, VectorStore, open_vector_store
 from rag_gateway.rag.understanding import QueryUnderstanding
 from rag_gateway.rag.understanding.expansion import QueryExpander
@@ -61,6 +64,15 @@ def open_store_or_explain(settings: Settings, guard: UpstreamGuard) -> VectorSto
         raise
 
 
+async def check_schema_or_explain(store: VectorStore, schema: IndexSchema) -> None:
+    """An index of another shape would mix vectors silently: refuse it, saying how to rebuild."""
+    try:
+        await store.check_schema(schema)
+    except StoreUnavailableError as exc:
+        logger.error("cannot start: %s", exc)
+        raise
+
+
 @dataclass(frozen=True)
 class AppState:
     """What the routes read: the settings, the pipeline, and what the readiness check probes."""
@@ -83,6 +95,8 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
         store = open_store_or_explain(settings, guards["qdrant"])  # first: a locked folder fails fast
         stack.push_async_callback(store.close)
         embedder = await pool.run(Embedder, settings)
+        schema = IndexSchema(embedder.dim)
+        await check_schema_or_explain(store, schema)
         reranker = await pool.run(build_reranker, settings, embedder)
         openai_client = make_openai_client(settings)
         stack.push_async_callback(openai_client.close)
@@ -114,6 +128,14 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
             pool=pool,
             search_limit=settings.search_limit_per_query,
             collections=COLLECTIONS,
+            options=RetrievalOptions(
+                mode=settings.retrieval_mode,
+                weights=FusionWeights(
+                    sparse=settings.hybrid_sparse_weight, rerank=settings.hybrid_rerank_weight
+                ),
+                per_document=settings.sources_per_document,
+            ),
+            sparse=SparseEncoder(schema.bm25),
         )
         logger.info(
             "services ready: embedder=%s reranker=%s store=%s",

@@ -26,6 +26,8 @@ from rag_gateway.ingest.errors import IngestError
 from rag_gateway.ingest.records import ChunkRecord, chunk_documents
 from rag_gateway.ingest.report import CollectionReport, IngestReport
 from rag_gateway.rag.retrieval.embedding import Embedder, ModelFilesMissingError
+from rag_gateway.rag.retrieval.schema import IndexSchema, chunk_texts
+from rag_gateway.rag.retrieval.sparse import SparseEncoder
 from rag_gateway.rag.retrieval.stores import (
     StoredPoint,
     StoreUnavailableError,
@@ -77,13 +79,16 @@ def _progress_bar(total: int, enabled: bool) -> tqdm:
 async def _embed_and_upsert(
     store: VectorStore, pool: CpuPool, embedder: Embedder, todo: dict[str, list[ChunkRecord]], progress: bool
 ) -> None:
+    schema = IndexSchema(embedder.dim)
+    sparse = SparseEncoder(schema.bm25)
     with _progress_bar(sum(len(records) for records in todo.values()), progress) as bar:
         for collection, records in todo.items():
             for batch in _batches(records, EMBED_BATCH_SIZE):
-                vectors = await pool.run(embedder.embed, [record.content for record in batch])
+                texts = [chunk_texts(schema, record.payload.get("title"), record.content) for record in batch]
+                vectors = await pool.run(embedder.embed, [dense for dense, _ in texts])
                 points = [
-                    StoredPoint(record.id, vector, record.payload)
-                    for record, vector in zip(batch, vectors, strict=True)
+                    StoredPoint(record.id, vector, record.payload, sparse.document(sparse_text))
+                    for record, vector, (_, sparse_text) in zip(batch, vectors, texts, strict=True)
                 ]
                 await store.upsert(collection, points)
                 bar.update(len(batch))
@@ -99,9 +104,11 @@ async def _ingest(
         except ModelFilesMissingError as error:
             raise IngestError(str(error)) from error
         try:
-            await store.ensure_collections(embedder.dim, COLLECTIONS)
+            await store.ensure_collections(IndexSchema(embedder.dim), COLLECTIONS)
         except (UpstreamUnavailableError, UpstreamTimeoutError) as error:
             raise IngestError(f"cannot reach Qdrant at {store.location}: {error.message}") from error
+        except StoreUnavailableError as error:
+            raise IngestError(str(error)) from error
 
         documents_per_collection = Counter(document.collection for document in documents)
         chunked_documents = {(record.collection, record.document_id) for record in records}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rag_gateway.errors import DeadlineExceededError, GatewayError, OverloadedError
 from rag_gateway.llm.base import LLM, Generation, StreamEnd, StreamEvent, TokenDelta
@@ -18,9 +18,20 @@ from rag_gateway.rag.outcome import RequestOutcome
 from rag_gateway.rag.prompt import build_prompt
 from rag_gateway.rag.retrieval.catalog import CorpusCatalog
 from rag_gateway.rag.retrieval.embedding import Vector
+from rag_gateway.rag.retrieval.fusion import RankedList
 from rag_gateway.rag.retrieval.query_embedding import QueryEmbedder
-from rag_gateway.rag.retrieval.reranking import Reranker, top_k
+from rag_gateway.rag.retrieval.ranking import (
+    Candidate,
+    FusionWeights,
+    deduplicate,
+    one_per_document,
+    rank_by_fusion,
+    rank_by_reranker,
+)
+from rag_gateway.rag.retrieval.reranking import Reranker
+from rag_gateway.rag.retrieval.sparse import SparseEncoder
 from rag_gateway.rag.retrieval.stores import Hit, VectorStore
+from rag_gateway.rag.retrieval.stores.base import SearchVector
 from rag_gateway.rag.steps import optional_step
 from rag_gateway.rag.understanding import QueryUnderstanding
 from rag_gateway.resilience import deadline_scope
@@ -31,14 +42,28 @@ from rag_gateway.runtime.cpu_pool import CpuPool
 class RankedSource:
     hit: Hit
     score: float
+    #: How retrieval ranked it: 1-based ranks per signal (dense, sparse, rerank) and the scores.
+    ranks: dict[str, int] = field(default_factory=dict)
+    rerank_score: float | None = None
+    fused_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalOptions:
+    """How candidates become sources (settings RETRIEVAL_MODE, HYBRID_*, SOURCES_PER_DOCUMENT)."""
+
+    mode: str = "dense"
+    weights: FusionWeights = field(default_factory=FusionWeights)
+    per_document: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class PreparedAnswer:
-    """Retrieval's result: the prompt for the LLM and what the answer will cite."""
+    """Retrieval's result: the prompt for the LLM, what the answer will cite, and the next best."""
 
     prompt: str
     sources: list[RankedSource]
+    runners_up: list[RankedSource] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +72,6 @@ class Answer:
 
     prepared: PreparedAnswer
     generation: Generation
-
-
-def deduplicate(result_lists: Sequence[Sequence[Hit]]) -> list[Hit]:
-    """Merge hit lists; a chunk found several times keeps its best score and its first position."""
-    best: dict[str, Hit] = {}
-    for hits in result_lists:
-        for hit in hits:
-            kept = best.get(hit.id)
-            if kept is None or hit.score > kept.score:
-                best[hit.id] = hit  # re-assigning an existing key keeps its insertion position
-    return list(best.values())
 
 
 class RagPipeline:
@@ -73,6 +87,8 @@ class RagPipeline:
         pool: CpuPool,
         search_limit: int,
         collections: Sequence[str],
+        options: RetrievalOptions | None = None,
+        sparse: SparseEncoder | None = None,
     ) -> None:
         self._understanding = understanding
         self._catalog = catalog
@@ -83,6 +99,8 @@ class RagPipeline:
         self._pool = pool
         self._search_limit = search_limit
         self._all_collections = tuple(collections)
+        self._options = options or RetrievalOptions()
+        self._sparse = sparse or SparseEncoder()
 
     async def answer(self, query: str, k: int, outcome: RequestOutcome) -> Answer:
         """Retrieval, then the LLM's whole answer."""
@@ -101,11 +119,27 @@ class RagPipeline:
         outcome.author, outcome.queries = author, queries
         with timings.stage("embed"):
             vectors = await self._query_embedder.embed(queries)
+        hybrid = self._options.mode == "hybrid"
+        searches: list[SearchVector] = list(vectors)
+        if hybrid:
+            searches += [self._sparse.query(text) for text in queries]
+        limit = max(self._search_limit, 2 * k * self._options.per_document)
         with timings.stage("search"):
-            candidates = await self._search(collections, vectors, author, outcome)
+            lists = await self._search(collections, searches, len(vectors), author, limit, outcome)
         with timings.stage("rerank"):
-            ranked = await self._rerank(query, vectors[0], candidates, k, outcome)
-        return PreparedAnswer(build_prompt(query, [source.hit for source in ranked]), ranked)
+            candidates = deduplicate([ranked.hits for ranked in lists])
+            scores = await self._rerank(query, vectors[0], candidates, outcome)
+            if hybrid:
+                ranked = rank_by_fusion(candidates, scores, lists, self._options.weights)
+            else:
+                ranked = rank_by_reranker(candidates, scores, lists)
+            kept, runners_up = one_per_document(ranked, k, self._options.per_document)
+        sources = [_source(candidate) for candidate in kept]
+        return PreparedAnswer(
+            build_prompt(query, [source.hit for source in sources]),
+            sources,
+            [_source(candidate) for candidate in runners_up[:k]],
+        )
 
     async def generate(self, prepared: PreparedAnswer, outcome: RequestOutcome) -> Generation:
         """The LLM's whole answer to a prepared prompt."""
@@ -142,37 +176,53 @@ class RagPipeline:
         outcome.finish()
 
     async def _search(
-        self, collections: Sequence[str], vectors: list[Vector], author: str | None, outcome: RequestOutcome
-    ) -> list[Hit]:
-        """Every collection at once; a collection that fails is left out, the others still answer."""
-        results = await self._store.search_collections(collections, vectors, author, self._search_limit)
-        lists: list[list[Hit]] = []
+        self,
+        collections: Sequence[str],
+        searches: list[SearchVector],
+        dense_count: int,
+        author: str | None,
+        limit: int,
+        outcome: RequestOutcome,
+    ) -> list[RankedList]:
+        """Every collection at once, every query in one batch per collection; a collection that fails is
+        left out, the others still answer."""
+        results = await self._store.search_collections(collections, searches, author, limit)
+        lists: list[RankedList] = []
         for name, result in results.items():
             if isinstance(result, OverloadedError):
                 raise result
             if isinstance(result, GatewayError):
                 outcome.skip(f"search:{name}", result.error_type)
                 continue
-            lists.extend(result)
-        return deduplicate(lists)
+            for index, hits in enumerate(result):
+                kind, query_index = (
+                    ("dense", index) if index < dense_count else ("sparse", index - dense_count)
+                )
+                lists.append(RankedList(kind, query_index, hits))
+        return lists
 
     async def _rerank(
-        self, query: str, vector: Vector, candidates: list[Hit], k: int, outcome: RequestOutcome
-    ) -> list[RankedSource]:
+        self, query: str, vector: Vector, candidates: list[Hit], outcome: RequestOutcome
+    ) -> list[float]:
+        """A relevance score per candidate against the original question."""
         try:
             if self._reranker.is_cheap(candidates):
-                scores = self._reranker.score(query, vector, candidates)
-            else:
-                scores = await self._pool.run(self._reranker.score, query, vector, candidates)
+                return self._reranker.score(query, vector, candidates)
+            return await self._pool.run(self._reranker.score, query, vector, candidates)
         except OverloadedError:
             raise
         except Exception as exc:  # a reranker bug or model failure must not cost the answer
             outcome.skip("rerank", type(exc).__name__)
-            scores = [hit.score for hit in candidates]  # keep vector order
-        return [RankedSource(hit, score) for hit, score in top_k(candidates, scores, k)]
+            return [hit.score for hit in candidates]  # keep vector order
 
     async def _catalog_lookup(self, raw_author: str | None) -> tuple[str | None, tuple[str, ...]]:
         return await self._catalog.resolve_author(raw_author), await self._catalog.collections()
+
+
+def _source(candidate: Candidate) -> RankedSource:
+    return RankedSource(
+        candidate.hit, candidate.score, candidate.ranks, candidate.rerank_score, candidate.fused_score
+    )
 
 
 def _ms_since(started: float) -> float:

@@ -1,9 +1,10 @@
 """What every vector-store backend offers the pipeline and ingestion, whatever engine runs it.
 
 Two backends: the Qdrant engine embedded in-process (`EdgeStore`, the default, a folder at QDRANT_PATH)
-and a Qdrant server or cluster (`ServerStore`, QDRANT_URL). Both store one unnamed dense vector per chunk
-(dot product on unit vectors, i.e. cosine) and keyword indexes on the author fields, and answer the same
-calls with the same hits; `tests/contract` holds them to it.
+and a Qdrant server or cluster (`ServerStore`, QDRANT_URL). Both store per chunk a dense vector (``dense``:
+dot product on unit vectors, i.e. cosine) and a BM25 sparse vector (``bm25``, IDF applied by the store),
+with keyword indexes on the author fields, and answer the same calls with the same hits; `tests/contract`
+holds them to it. Each collection records the `IndexSchema` it was built with.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rag_gateway.errors import GatewayError
+from rag_gateway.rag.retrieval.schema import IndexSchema
 
 Vector = npt.NDArray[np.float32]
 
@@ -26,6 +28,21 @@ AUTHOR_ID_KEY = "author_id"
 KEYWORD_INDEXES = (AUTHOR_NAME_KEY, AUTHOR_ID_KEY)
 #: Facet values read at most per collection (the author catalogue).
 MAX_FACET_VALUES = 100_000
+#: The named vectors of every collection.
+DENSE_VECTOR = "dense"
+SPARSE_VECTOR = "bm25"
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVector:
+    """BM25 term weights: hashed token ids and their weights."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+#: What one search looks for: a dense query vector, or a BM25 query.
+SearchVector = Vector | SparseVector
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +63,7 @@ class StoredPoint:
     id: str
     vector: Sequence[float] | Vector
     payload: dict[str, Any]
+    sparse: SparseVector | None = None
 
 
 class StoreUnavailableError(RuntimeError):
@@ -61,8 +79,15 @@ class VectorStore(Protocol):
     #: Where the data lives (a folder or a URL), for messages.
     location: str
 
-    async def ensure_collections(self, dim: int, collections: Sequence[str]) -> None:
-        """Create the missing collections with the author indexes; existing ones are left as they are."""
+    async def ensure_collections(self, schema: IndexSchema, collections: Sequence[str]) -> None:
+        """Create the missing collections with the author indexes, recording ``schema``.
+
+        Raises `StoreUnavailableError` when an existing collection was built with another schema.
+        """
+        ...
+
+    async def check_schema(self, schema: IndexSchema) -> None:
+        """Raise `StoreUnavailableError` (naming the rebuild) if any collection has another schema."""
         ...
 
     async def existing_collections(self) -> set[str]: ...
@@ -84,9 +109,10 @@ class VectorStore(Protocol):
         ...
 
     async def search_collections(
-        self, collections: Sequence[str], vectors: Sequence[Vector], author: str | None, limit: int
+        self, collections: Sequence[str], vectors: Sequence[SearchVector], author: str | None, limit: int
     ) -> dict[str, list[list[Hit]] | GatewayError]:
-        """A hit list per (collection, query vector), best first, filtered by author when one is given.
+        """A hit list per (collection, query), best first, filtered by author when one is given; dense
+        and BM25 queries may be mixed (one batched call per collection).
 
         A collection that fails maps to its error (the others still answer); the gateway's own overload
         is raised.

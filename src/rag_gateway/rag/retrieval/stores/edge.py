@@ -23,14 +23,18 @@ import qdrant_edge as edge
 
 from rag_gateway.config import Settings
 from rag_gateway.errors import GatewayError, UpstreamBadResponseError
+from rag_gateway.rag.retrieval.schema import IndexSchema
 from rag_gateway.rag.retrieval.stores.base import (
     AUTHOR_NAME_KEY,
+    DENSE_VECTOR,
     KEYWORD_INDEXES,
     MAX_FACET_VALUES,
+    SPARSE_VECTOR,
     Hit,
+    SearchVector,
+    SparseVector,
     StoredPoint,
     StoreUnavailableError,
-    Vector,
 )
 
 T = TypeVar("T")
@@ -43,9 +47,10 @@ LOCAL_MODE_MARKERS = ("meta.json", "collection")
 
 
 def shard_config(dim: int, quantization: bool) -> edge.EdgeConfig:
-    """Dot product on unit vectors (cosine); with quantization, int8 copies in RAM and originals on disk."""
+    """Dot product on unit vectors (cosine); with quantization, int8 copies in RAM and originals on disk.
+    BM25 vectors with the IDF modifier."""
     if quantization:
-        vectors = edge.EdgeVectorParams(
+        dense = edge.EdgeVectorParams(
             size=dim,
             distance=edge.Distance.Dot,
             memory=edge.Memory.Cold,
@@ -54,9 +59,10 @@ def shard_config(dim: int, quantization: bool) -> edge.EdgeConfig:
             ),
         )
     else:
-        vectors = edge.EdgeVectorParams(size=dim, distance=edge.Distance.Dot, memory=edge.Memory.Cached)
+        dense = edge.EdgeVectorParams(size=dim, distance=edge.Distance.Dot, memory=edge.Memory.Cached)
     return edge.EdgeConfig(
-        vectors=vectors,
+        vectors={DENSE_VECTOR: dense},
+        sparse_vectors={SPARSE_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},
         hnsw_config=edge.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
         payload_memory=edge.Memory.Cached,
     )
@@ -101,9 +107,17 @@ class EdgeStore:
         except Exception as exc:
             self._close_shards()
             raise _engine_error(self._root, exc) from exc
-        layout = self._root / LAYOUT_FILE
-        if not layout.exists():
-            layout.write_text(json.dumps(LAYOUT))
+        self._layout_file = self._root / LAYOUT_FILE
+        self._layout = _read_layout(self._layout_file)
+        self._layout_file.write_text(json.dumps(self._layout))
+
+    def _recorded_schema(self, collection: str) -> dict[str, Any] | None:
+        schemas: dict[str, dict[str, Any]] = self._layout.setdefault("schemas", {})
+        return schemas.get(collection)
+
+    def _record_schema(self, collection: str, schema: IndexSchema) -> None:
+        self._layout.setdefault("schemas", {})[collection] = schema.as_dict()
+        self._layout_file.write_text(json.dumps(self._layout))
 
     def _shard(self, collection: str) -> edge.EdgeShard:
         shard = self._shards.get(collection)
@@ -119,24 +133,38 @@ class EdgeStore:
             raise UpstreamBadResponseError("the vector store failed", upstream=UPSTREAM) from exc
 
     # --- schema -----------------------------------------------------------------------------------
-    async def ensure_collections(self, dim: int, collections: Sequence[str]) -> None:
+    async def check_schema(self, schema: IndexSchema) -> None:
+        for name in self._shards:
+            difference = schema.describe_difference(self._recorded_schema(name))
+            if difference is not None:
+                raise StoreUnavailableError(
+                    f"the collection {name} in {self._root} was built with another index shape: "
+                    f"{difference}. Rebuild it into a new folder: `rag-gateway migrate-store {self._root} "
+                    "NEW_FOLDER` (or re-ingest your documents), then set QDRANT_PATH=NEW_FOLDER. "
+                    "Nothing was changed."
+                )
+
+    async def ensure_collections(self, schema: IndexSchema, collections: Sequence[str]) -> None:
+        await self.check_schema(schema)
         for name in collections:
             if name in self._shards:
                 continue
             try:
-                shard = edge.EdgeShard.create(str(self._root / name), shard_config(dim, self._quantization))
+                config = shard_config(schema.dim, self._quantization)
+                shard = edge.EdgeShard.create(str(self._root / name), config)
             except Exception as exc:
                 raise _engine_error(self._root / name, exc) from exc
             for field in KEYWORD_INDEXES:
                 shard.update(edge.UpdateOperation.create_field_index(field, edge.PayloadSchemaType.Keyword))
             self._shards[name] = shard
+            self._record_schema(name, schema)
 
     async def existing_collections(self) -> set[str]:
         return set(self._shards)
 
     # --- writes (ingestion) ------------------------------------------------------------------------
     async def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
-        batch = [edge.Point(id=p.id, vector=_as_list(p.vector), payload=p.payload) for p in points]
+        batch = [edge.Point(id=p.id, vector=_vectors(p), payload=p.payload) for p in points]
         self._run(collection, lambda shard: shard.update(edge.UpdateOperation.upsert_points(batch)))
 
     async def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
@@ -164,18 +192,18 @@ class EdgeStore:
         return names
 
     def search(
-        self, collection: str, vectors: Sequence[Vector], author: str | None, limit: int
+        self, collection: str, vectors: Sequence[SearchVector], author: str | None, limit: int
     ) -> list[list[Hit]]:
         """One batched query per collection: a hit list per query vector, best first."""
         query_filter = _author_filter(author)
         batch = edge.QueryBatchRequest(
             [
                 edge.QueryRequest(
-                    query=edge.Query.Nearest(vector.tolist()),
+                    query=_query(vector),
                     filter=query_filter,
                     limit=limit,
                     with_payload=True,
-                    with_vector=True,
+                    with_vector=[DENSE_VECTOR],
                     params=self._params,
                 )
                 for vector in vectors
@@ -185,7 +213,7 @@ class EdgeStore:
         return [[_to_hit(collection, point) for point in points] for points in results]
 
     async def search_collections(
-        self, collections: Sequence[str], vectors: Sequence[Vector], author: str | None, limit: int
+        self, collections: Sequence[str], vectors: Sequence[SearchVector], author: str | None, limit: int
     ) -> dict[str, list[list[Hit]] | GatewayError]:
         found: dict[str, list[list[Hit]] | GatewayError] = {}
         for name in collections:
@@ -210,16 +238,36 @@ def _author_filter(author: str | None) -> edge.Filter | None:
     return edge.Filter(must=[edge.FieldCondition(key=AUTHOR_NAME_KEY, match=edge.MatchValue(author))])
 
 
-def _as_list(vector: Sequence[float] | Vector) -> list[float]:
-    return vector.tolist() if isinstance(vector, np.ndarray) else list(vector)
+def _read_layout(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return dict(LAYOUT)
+    layout: dict[str, Any] = json.loads(path.read_text())
+    return layout
+
+
+def _vectors(point: StoredPoint) -> dict[str, Any]:
+    dense = point.vector.tolist() if isinstance(point.vector, np.ndarray) else list(point.vector)
+    vectors: dict[str, Any] = {DENSE_VECTOR: dense}
+    if point.sparse is not None and point.sparse.indices:
+        vectors[SPARSE_VECTOR] = edge.SparseVector(
+            indices=list(point.sparse.indices), values=list(point.sparse.values)
+        )
+    return vectors
+
+
+def _query(vector: SearchVector) -> Any:
+    if isinstance(vector, SparseVector):
+        sparse = edge.SparseVector(indices=list(vector.indices), values=list(vector.values))
+        return edge.Query.Nearest(sparse, using=SPARSE_VECTOR)
+    return edge.Query.Nearest(vector.tolist(), using=DENSE_VECTOR)
 
 
 def _to_hit(collection: str, point: Any) -> Hit:
-    vector = point.vector
+    dense = point.vector.get(DENSE_VECTOR) if isinstance(point.vector, dict) else None
     return Hit(
         id=str(point.id),  # a uuid.UUID for UUID ids
         collection=collection,
         score=float(point.score),
         payload=point.payload or {},
-        vector=np.asarray(vector, dtype=np.float32) if isinstance(vector, list) else None,
+        vector=np.asarray(dense, dtype=np.float32) if dense is not None else None,
     )

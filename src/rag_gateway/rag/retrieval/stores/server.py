@@ -27,17 +27,24 @@ from rag_gateway.errors import (
     UpstreamUnavailableError,
     parse_retry_after,
 )
+from rag_gateway.rag.retrieval.schema import IndexSchema
 from rag_gateway.rag.retrieval.stores.base import (
     AUTHOR_NAME_KEY,
+    DENSE_VECTOR,
     KEYWORD_INDEXES,
     MAX_FACET_VALUES,
+    SPARSE_VECTOR,
     Hit,
+    SearchVector,
+    SparseVector,
     StoredPoint,
-    Vector,
+    StoreUnavailableError,
 )
 from rag_gateway.resilience import UpstreamGuard
 
 UPSTREAM = "qdrant"
+#: The collection metadata key that records the index schema.
+SCHEMA_KEY = "rag_gateway_schema"
 
 
 def author_filter(author: str | None) -> models.Filter | None:
@@ -88,14 +95,34 @@ class ServerStore:
             ) from exc
 
     # --- schema -----------------------------------------------------------------------------------
-    async def ensure_collections(self, dim: int, collections: Sequence[str]) -> None:
+    async def check_schema(self, schema: IndexSchema) -> None:
+        present = await self.existing_collections()
+        for name in sorted(present):
+            info = await self._call("get_collection", name)
+            difference = schema.describe_difference(_recorded_schema(info))
+            if difference is not None:
+                raise StoreUnavailableError(
+                    f"the collection {name} on {self.location} was built with another index shape: "
+                    f"{difference}. Rebuild it: re-ingest your documents or chunks into new collections "
+                    "(a new Qdrant, or after deleting these), e.g. `rag-gateway ingest FILE.jsonl`. "
+                    "Nothing was changed."
+                )
+
+    async def ensure_collections(self, schema: IndexSchema, collections: Sequence[str]) -> None:
+        await self.check_schema(schema)
         for name in collections:
             if await self._call("collection_exists", name):
                 continue
             await self._call(
                 "create_collection",
                 name,
-                vectors_config=models.VectorParams(size=dim, distance=models.Distance.DOT),
+                vectors_config={
+                    DENSE_VECTOR: models.VectorParams(size=schema.dim, distance=models.Distance.DOT)
+                },
+                sparse_vectors_config={
+                    SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                },
+                metadata={SCHEMA_KEY: schema.as_dict()},
             )
             for field in KEYWORD_INDEXES:
                 await self._call(
@@ -111,7 +138,7 @@ class ServerStore:
 
     # --- writes (ingestion) ------------------------------------------------------------------------
     async def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
-        structs = [models.PointStruct(id=p.id, vector=_as_list(p.vector), payload=p.payload) for p in points]
+        structs = [models.PointStruct(id=p.id, vector=_vectors(p), payload=p.payload) for p in points]
         await self._call("upsert", collection, points=structs, wait=True)
 
     async def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
@@ -140,17 +167,18 @@ class ServerStore:
         return {str(hit.value) for result in results for hit in result.hits if hit.count > 0}
 
     async def search_collection(
-        self, collection: str, vectors: Sequence[Vector], author: str | None, limit: int
+        self, collection: str, vectors: Sequence[SearchVector], author: str | None, limit: int
     ) -> list[list[Hit]]:
         """One batched request per collection: a hit list per query vector, best first."""
         query_filter = author_filter(author)
         requests = [
             models.QueryRequest(
-                query=vector.tolist(),
+                query=_query(vector),
+                using=SPARSE_VECTOR if isinstance(vector, SparseVector) else DENSE_VECTOR,
                 filter=query_filter,
                 limit=limit,
                 with_payload=True,
-                with_vector=True,
+                with_vector=[DENSE_VECTOR],
                 params=self._params,
             )
             for vector in vectors
@@ -159,7 +187,7 @@ class ServerStore:
         return [[_to_hit(collection, point) for point in response.points] for response in responses]
 
     async def search_collections(
-        self, collections: Sequence[str], vectors: Sequence[Vector], author: str | None, limit: int
+        self, collections: Sequence[str], vectors: Sequence[SearchVector], author: str | None, limit: int
     ) -> dict[str, list[list[Hit]] | GatewayError]:
         """One concurrent batched request per collection."""
         results = await asyncio.gather(
@@ -198,13 +226,31 @@ def map_qdrant_error(exc: Exception) -> GatewayError:
     )
 
 
-def _as_list(vector: Sequence[float] | Vector) -> list[float]:
-    return vector.tolist() if isinstance(vector, np.ndarray) else list(vector)
+def _recorded_schema(info: models.CollectionInfo) -> dict[str, Any] | None:
+    metadata = info.config.metadata or {}
+    recorded = metadata.get(SCHEMA_KEY)
+    return recorded if isinstance(recorded, dict) else None
+
+
+def _vectors(point: StoredPoint) -> dict[str, Any]:
+    dense = point.vector.tolist() if isinstance(point.vector, np.ndarray) else list(point.vector)
+    vectors: dict[str, Any] = {DENSE_VECTOR: dense}
+    if point.sparse is not None and point.sparse.indices:
+        vectors[SPARSE_VECTOR] = models.SparseVector(
+            indices=list(point.sparse.indices), values=list(point.sparse.values)
+        )
+    return vectors
+
+
+def _query(vector: SearchVector) -> Any:
+    if isinstance(vector, SparseVector):
+        return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+    return vector.tolist()
 
 
 def _to_hit(collection: str, point: models.ScoredPoint) -> Hit:
-    vector = point.vector
-    array = np.asarray(vector, dtype=np.float32) if isinstance(vector, list) else None
+    dense = point.vector.get(DENSE_VECTOR) if isinstance(point.vector, dict) else None
+    array = np.asarray(dense, dtype=np.float32) if isinstance(dense, list) else None
     return Hit(
         id=str(point.id),
         collection=collection,
