@@ -27,6 +27,9 @@ class RagRequest(BaseModel):
     stream: StrictBool = Field(
         False, description="Answer with server-sent events (also chosen by Accept: text/event-stream)."
     )
+    debug: StrictBool = Field(
+        False, description="Add a retrieval trace: how each source and runner-up was ranked, and why."
+    )
 
     @field_validator("query")
     @classmethod
@@ -47,6 +50,42 @@ class Source(BaseModel):
     author: str | None
     platform: str | None
     score: float = Field(description="Rerank score against the original query; higher is better.")
+
+
+class TracedSource(BaseModel):
+    """How retrieval ranked one chunk: 1-based ranks per signal (null: not found by it) and scores."""
+
+    id: str
+    collection: str
+    document_id: str | None
+    title: str | None
+    dense_rank: int | None = Field(description="Best rank in the dense searches (any query).")
+    sparse_rank: int | None = Field(description="Best rank in the BM25 searches (hybrid mode).")
+    rerank_score: float | None = Field(description="Reranker score against the original question.")
+    fused_score: float | None = Field(description="Weighted reciprocal-rank fusion score (hybrid mode).")
+
+
+class RetrievalTrace(BaseModel):
+    mode: str = Field(description="RETRIEVAL_MODE: dense or hybrid.")
+    queries: list[str] = Field(description="The queries searched: the question, then its expansions.")
+    sources: list[TracedSource] = Field(description="The cited sources, in order.")
+    runners_up: list[TracedSource] = Field(description="The next best chunks, not cited.")
+
+
+def traced(sources: Sequence[RankedSource]) -> list[TracedSource]:
+    return [
+        TracedSource(
+            id=source.hit.id,
+            collection=source.hit.collection,
+            document_id=source.hit.payload.get("document_id"),
+            title=source.hit.payload.get("title"),
+            dense_rank=source.ranks.get("dense"),
+            sparse_rank=source.ranks.get("sparse"),
+            rerank_score=None if source.rerank_score is None else round(source.rerank_score, 6),
+            fused_score=None if source.fused_score is None else round(source.fused_score, 6),
+        )
+        for source in sources
+    ]
 
 
 class RagResponse(BaseModel):
@@ -87,6 +126,7 @@ class RagResponse(BaseModel):
         "search:<collection>, rerank. Empty when the answer is complete.",
     )
     request_id: str
+    trace: RetrievalTrace | None = Field(None, description="With `debug: true` only.")
 
 
 class ErrorDetail(BaseModel):

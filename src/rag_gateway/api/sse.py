@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from fastapi.sse import format_sse_event
 
-from rag_gateway.api.schemas import Source
+from rag_gateway.api.schemas import RetrievalTrace, Source
 from rag_gateway.errors import GatewayError, error_body
 from rag_gateway.llm.base import StreamEnd, StreamEvent, TokenDelta
 from rag_gateway.rag.outcome import RequestOutcome
@@ -51,17 +51,18 @@ async def rag_sse(
     sources: list[Source],
     outcome: RequestOutcome,
     request_id: str,
+    trace: RetrievalTrace | None = None,
 ) -> AsyncIterator[bytes]:
-    yield sse(
-        "sources",
-        {
-            "sources": [source.model_dump() for source in sources],
-            "author_filter": outcome.author,
-            "queries": outcome.queries,
-            "degraded": outcome.degraded,
-            "request_id": request_id,
-        },
-    )
+    first: dict[str, Any] = {
+        "sources": [source.model_dump() for source in sources],
+        "author_filter": outcome.author,
+        "queries": outcome.queries,
+        "degraded": outcome.degraded,
+        "request_id": request_id,
+    }
+    if trace is not None:
+        first["trace"] = trace.model_dump()
+    yield sse("sources", first)
     end: StreamEnd | None = None
     try:
         async for event in events:

@@ -11,8 +11,18 @@ from rag_gateway.api.cancellation import ClientDisconnectedError, run_for_client
 from rag_gateway.api.deps import OutcomeDep, PipelineDep, SettingsDep
 from rag_gateway.api.middleware.request_id import current_request_id
 from rag_gateway.api.rag_call import begin_rag_call
-from rag_gateway.api.schemas import ERROR_RESPONSES, RagRequest, RagResponse, source_models
+from rag_gateway.api.schemas import (
+    ERROR_RESPONSES,
+    RagRequest,
+    RagResponse,
+    RetrievalTrace,
+    source_models,
+    traced,
+)
 from rag_gateway.api.sse import SSE_EVENT_SCHEMA, SSE_HEADERS, rag_sse
+from rag_gateway.config import Settings
+from rag_gateway.rag.outcome import RequestOutcome
+from rag_gateway.rag.pipeline import PreparedAnswer
 
 router = APIRouter()
 
@@ -51,7 +61,8 @@ async def rag(
                 request, pipeline.prepare(call.query, call.k, outcome), call.timeout_s
             )
             events = pipeline.stream(prepared, outcome, call.remaining_s())
-            sse = rag_sse(events, source_models(prepared.sources), outcome, current_request_id())
+            trace = _trace(prepared, outcome, settings) if body.debug else None
+            sse = rag_sse(events, source_models(prepared.sources), outcome, current_request_id(), trace)
             return StreamingResponse(sse, media_type="text/event-stream", headers=SSE_HEADERS)
         answer = await run_for_client(request, pipeline.answer(call.query, call.k, outcome), call.timeout_s)
     except ClientDisconnectedError:
@@ -64,4 +75,14 @@ async def rag(
         timings_ms=outcome.timings.ms,
         degraded=outcome.degraded,
         request_id=current_request_id(),
+        trace=_trace(answer.prepared, outcome, settings) if body.debug else None,
+    )
+
+
+def _trace(prepared: PreparedAnswer, outcome: RequestOutcome, settings: Settings) -> RetrievalTrace:
+    return RetrievalTrace(
+        mode=settings.retrieval_mode,
+        queries=outcome.queries,
+        sources=traced(prepared.sources),
+        runners_up=traced(prepared.runners_up),
     )
