@@ -305,12 +305,13 @@ class LocalStore:
     def query(self, name: str, body: Any, query: dict[str, str]) -> Any:
         request = _parse(models.QueryRequest, {} if body is None else body)
         self.require(name)
-        return _dump(self.client.query_batch_points(name, requests=[request])[0])
+        return _dump(self.client.query_batch_points(name, requests=[_exact(request)])[0])
 
     def query_batch(self, name: str, body: Any, query: dict[str, str]) -> Any:
         request = _parse(models.QueryRequestBatch, body)
         self.require(name)
-        return [_dump(r) for r in self.client.query_batch_points(name, requests=request.searches)]
+        searches = [_exact(search) for search in request.searches]
+        return [_dump(r) for r in self.client.query_batch_points(name, requests=searches)]
 
     def scroll(self, name: str, body: Any, query: dict[str, str]) -> Any:
         request = _parse(models.ScrollRequest, {} if body is None else body)
@@ -328,6 +329,16 @@ class LocalStore:
             with_vectors=False if request.with_vector is None else request.with_vector,
         )
         return {"points": [_dump(p) for p in points], "next_page_offset": next_offset}
+
+
+def _exact(request: models.QueryRequest) -> models.QueryRequest:
+    """The request without the index-tuning search params (``hnsw_ef``, ``quantization``...): a server takes
+    them silently, local mode's exact search would only warn about them. ``idf`` changes scores: it stays."""
+    params = request.params
+    if params is None:
+        return request
+    kept = None if params.idf is None else models.SearchParams(idf=params.idf)
+    return request.model_copy(update={"params": kept})
 
 
 def _dump(model: BaseModel) -> Any:

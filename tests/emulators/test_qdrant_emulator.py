@@ -1,8 +1,10 @@
-"""The Qdrant REST emulator, driven by the real ``AsyncQdrantClient`` through ``VectorStore`` and ingest.
+"""The Qdrant REST emulator, driven by the real ``AsyncQdrantClient`` through ``ServerStore`` and ingest.
 
-Results over REST are compared with a local-mode ``VectorStore`` fed the same points: both run qdrant-client's
-local-mode code, so hits, scores, payloads and vectors must be identical. Faults check what each upstream
-misbehaviour becomes once ``VectorStore`` has translated it into the gateway's error vocabulary.
+Results over REST are compared with the embedded store (``EdgeStore``, the product's default) fed the same
+points: the same hits in the same order, with the same payloads and vectors, and scores equal to float32
+precision (two engines compute them). Faults check what each upstream misbehaviour becomes once
+``ServerStore`` has translated it into the gateway's error vocabulary. The store contract itself, held by
+both backends, is ``tests/contract``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,17 +21,33 @@ import httpx
 import numpy as np
 import pytest
 import pytest_asyncio
+import qdrant_edge as edge
 from pydantic import ValidationError
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from qdrant_client.common.version_check import get_server_version, is_compatible
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from rag_gateway.config import COLLECTIONS, Settings
-from rag_gateway.errors import UpstreamBadResponseError, UpstreamTimeoutError, UpstreamUnavailableError
+from rag_gateway.errors import (
+    GatewayError,
+    UpstreamBadResponseError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from rag_gateway.ingest import IngestError, ingest_paths
-from rag_gateway.rag.retrieval.embedding import Vector
-from rag_gateway.rag.retrieval.vector_store import AUTHOR_NAME_KEY, Hit, VectorStore
-from rag_gateway.runtime.cpu_pool import CpuPool
+from rag_gateway.rag.retrieval.schema import IndexSchema
+from rag_gateway.rag.retrieval.stores import (
+    AUTHOR_ID_KEY,
+    AUTHOR_NAME_KEY,
+    Hit,
+    StoredPoint,
+    Vector,
+    VectorStore,
+    open_vector_store,
+)
+from rag_gateway.rag.retrieval.stores.base import DENSE_VECTOR, SPARSE_VECTOR
+from rag_gateway.rag.retrieval.stores.edge import EdgeStore
+from rag_gateway.rag.retrieval.stores.server import SCHEMA_KEY, ServerStore
 from rag_gateway_emulators.faults import Fault, FaultPlan
 from rag_gateway_emulators.qdrant_emulator import (
     QDRANT_TARGETS,
@@ -42,6 +60,7 @@ from tests.corpus import write_corpus
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = PROJECT_ROOT / "models" / "all-MiniLM-L6-v2"
 DIM = 16
+SCHEMA = IndexSchema(dim=DIM)
 AUTHORS = ("Ada Quill", "Ben Marsh")
 API_KEY = "emulator-key-0123"
 READ_ONLY_KEY = "emulator-read-only-key"
@@ -62,25 +81,26 @@ def remote_settings(url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def local_settings(path: Path) -> Settings:
+def edge_settings(path: Path) -> Settings:
+    """The embedded store (the default) in ``path``."""
     return Settings(  # type: ignore[call-arg]
         _env_file=None, qdrant_url=None, qdrant_path=path, embedding_tokenizer_dir=MODEL_DIR
     )
 
 
-def make_points(collection: str, n: int) -> list[models.PointStruct]:
-    """Deterministic points: random vectors, two authors, payloads with nulls, lists and nesting."""
+def make_points(collection: str, n: int) -> list[StoredPoint]:
+    """Deterministic points: random unit vectors, two authors, payloads with nulls, lists and nesting."""
     rng = np.random.default_rng(sum(collection.encode()) * 7919 + n)
     points = []
     for i in range(n):
-        vector = rng.standard_normal(DIM).astype(np.float32)
+        vector = rng.standard_normal(DIM)
         points.append(
-            models.PointStruct(
+            StoredPoint(
                 id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{collection}/{i}")),
-                vector=vector.tolist(),
+                vector=(vector / np.linalg.norm(vector)).astype(np.float32),
                 payload={
                     AUTHOR_NAME_KEY: AUTHORS[i % 2],
-                    "author_id": f"author-{i % 2}",
+                    AUTHOR_ID_KEY: f"author-{i % 2}",
                     "content": f"chunk {i} of {collection}",
                     "title": None if i % 3 == 0 else f"Title {i}",
                     "chunk_index": i,
@@ -96,8 +116,8 @@ def query_vectors(count: int, seed: int = 11) -> list[Vector]:
     return [rng.standard_normal(DIM).astype(np.float32) for _ in range(count)]
 
 
-async def seed(store: VectorStore, n: int = 12) -> dict[str, list[models.PointStruct]]:
-    await store.ensure_collections(DIM)
+async def seed(store: VectorStore, n: int = 12) -> dict[str, list[StoredPoint]]:
+    await store.ensure_collections(SCHEMA, COLLECTIONS)
     data = {collection: make_points(collection, n) for collection in COLLECTIONS}
     for collection, points in data.items():
         await store.upsert(collection, points)
@@ -105,26 +125,26 @@ async def seed(store: VectorStore, n: int = 12) -> dict[str, list[models.PointSt
 
 
 def hit_rows(hits: Sequence[Sequence[Hit]]) -> list[list[tuple[Any, ...]]]:
-    return [[(h.id, h.collection, h.score, dict(h.payload)) for h in per_query] for per_query in hits]
+    return [[(h.id, h.collection, dict(h.payload)) for h in per_query] for per_query in hits]
 
 
-def assert_same_hits(remote: Sequence[Sequence[Hit]], local: Sequence[Sequence[Hit]]) -> None:
-    assert hit_rows(remote) == hit_rows(local)
-    for remote_hits, local_hits in zip(remote, local, strict=True):
-        for a, b in zip(remote_hits, local_hits, strict=True):
+def assert_same_hits(remote: Sequence[Sequence[Hit]], embedded: Sequence[Sequence[Hit]]) -> None:
+    """The same points in the same order, payloads and vectors equal, scores to float32 precision."""
+    assert hit_rows(remote) == hit_rows(embedded)
+    for remote_hits, embedded_hits in zip(remote, embedded, strict=True):
+        assert [h.score for h in remote_hits] == pytest.approx([h.score for h in embedded_hits], abs=1e-5)
+        for a, b in zip(remote_hits, embedded_hits, strict=True):
             assert a.vector is not None and b.vector is not None
             assert a.vector.dtype == np.float32
             assert np.array_equal(a.vector, b.vector)
 
 
+def hit_lists(found: list[list[Hit]] | GatewayError) -> list[list[Hit]]:
+    assert isinstance(found, list), f"the collection failed: {found!r}"
+    return found
+
+
 # --- fixtures ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[CpuPool]:
-    cpu = CpuPool(2, name="qdrant-emulator-test")
-    yield cpu
-    cpu.shutdown()
 
 
 @pytest_asyncio.fixture
@@ -134,14 +154,15 @@ async def emu() -> AsyncIterator[RunningQdrantEmulator]:
 
 
 @pytest_asyncio.fixture
-async def store(emu: RunningQdrantEmulator, pool: CpuPool) -> AsyncIterator[VectorStore]:
-    vector_store = VectorStore(remote_settings(emu.url), pool)
+async def store(emu: RunningQdrantEmulator) -> AsyncIterator[ServerStore]:
+    """No guard: every fault reaches the test as the one error it becomes, without retries."""
+    vector_store = ServerStore(remote_settings(emu.url))
     yield vector_store
     await vector_store.close()
 
 
 @pytest_asyncio.fixture
-async def seeded(store: VectorStore, emu: RunningQdrantEmulator) -> VectorStore:
+async def seeded(store: ServerStore, emu: RunningQdrantEmulator) -> ServerStore:
     await seed(store)
     await emu.control.clear_requests()
     return store
@@ -149,7 +170,7 @@ async def seeded(store: VectorStore, emu: RunningQdrantEmulator) -> VectorStore:
 
 @asynccontextmanager
 async def raw_client(url: str) -> AsyncIterator[AsyncQdrantClient]:
-    """The real async client, bypassing VectorStore (it has no ``async with`` of its own)."""
+    """The real async client, bypassing ServerStore (it has no ``async with`` of its own)."""
     client = AsyncQdrantClient(url=url, timeout=2)
     try:
         yield client
@@ -163,78 +184,81 @@ async def last_request(emu: RunningQdrantEmulator) -> dict[str, Any]:
     return requests[-1]
 
 
-# --- VectorStore over REST equals local mode -------------------------------------------------------------
+# --- ServerStore over REST equals the embedded store --------------------------------------------------------
 
 
-async def test_vector_store_over_rest_matches_local_mode(
-    emu: RunningQdrantEmulator, store: VectorStore, pool: CpuPool, tmp_path: Path
+async def test_server_store_over_rest_matches_the_embedded_store(
+    emu: RunningQdrantEmulator, store: ServerStore, tmp_path: Path
 ) -> None:
-    local = VectorStore(local_settings(tmp_path / "local"), pool)
+    embedded = EdgeStore(edge_settings(tmp_path / "edge"))
     try:
         assert await store.existing_collections() == set()
         remote_data = await seed(store)
-        local_data = await seed(local)
-        assert remote_data == local_data
+        await seed(embedded)  # the same points: make_points is deterministic
 
-        # ensure_collections is idempotent: the second run only asks whether each collection exists
+        # ensure_collections is idempotent: the second run only reads (each collection's schema, whether it
+        # exists) and writes nothing
         await emu.control.clear_requests()
-        await store.ensure_collections(DIM)
-        assert [r["target"] for r in await emu.control.requests()] == ["qdrant_exists"] * len(COLLECTIONS)
+        await store.ensure_collections(SCHEMA, COLLECTIONS)
+        targets = [r["target"] for r in await emu.control.requests()]
+        assert targets.count("qdrant_exists") == len(COLLECTIONS)
+        assert not {"qdrant_create", "qdrant_index", "qdrant_upsert", "qdrant_delete"} & set(targets)
 
-        assert await store.existing_collections() == set(COLLECTIONS) == await local.existing_collections()
+        assert await store.existing_collections() == set(COLLECTIONS) == await embedded.existing_collections()
         for collection, points in remote_data.items():
-            assert await store.count(collection) == len(points) == await local.count(collection)
+            assert await store.count(collection) == len(points) == await embedded.count(collection)
             wanted = [str(p.id) for p in points[:5]] + [str(uuid.uuid4())]
             assert await store.existing_ids(collection, wanted) == set(wanted[:5])
-            assert await store.existing_ids(collection, wanted) == await local.existing_ids(
+            assert await store.existing_ids(collection, wanted) == await embedded.existing_ids(
                 collection, wanted
             )
         assert await store.existing_ids(COLLECTIONS[0], []) == set()
 
-        assert await store.authors(COLLECTIONS) == set(AUTHORS) == await local.authors(COLLECTIONS)
+        assert await store.authors(COLLECTIONS) == set(AUTHORS) == await embedded.authors(COLLECTIONS)
 
         vectors = query_vectors(3)
-        for collection in COLLECTIONS:
-            for author in (None, "Ada Quill", "Nobody Atall"):
-                remote_hits = await store.search_collection(collection, vectors, author, limit=5)
-                local_hits = await local.search_collection(collection, vectors, author, limit=5)
-                assert_same_hits(remote_hits, local_hits)
+        for author in (None, "Ada Quill", "Nobody Atall"):
+            remote_all = await store.search_collections(COLLECTIONS, vectors, author, limit=5)
+            embedded_all = await embedded.search_collections(COLLECTIONS, vectors, author, limit=5)
+            assert set(remote_all) == set(embedded_all) == set(COLLECTIONS)
+            for collection in COLLECTIONS:
+                remote_hits = hit_lists(remote_all[collection])
+                assert_same_hits(remote_hits, hit_lists(embedded_all[collection]))
+                # the concurrent search of every collection answers what one collection's search does
+                one = await store.search_collection(collection, vectors, author, limit=5)
+                assert hit_rows(one) == hit_rows(remote_hits)
+                assert [h.score for q in one for h in q] == [h.score for q in remote_hits for h in q]
                 if author == "Ada Quill":
                     assert all(h.payload[AUTHOR_NAME_KEY] == author for hits in remote_hits for h in hits)
                     assert all(len(hits) == 5 for hits in remote_hits)
                 if author == "Nobody Atall":
                     assert remote_hits == [[], [], []]
-        # local mode's one-job search of every collection (float32 numpy queries, where the batch request
-        # carries float64 lists) finds the same points in the same order, scores equal to float32 precision
-        for author in (None, "Ada Quill", "Nobody Atall"):
-            together = await local.search_collections(COLLECTIONS, vectors, author, limit=5)
-            for collection in COLLECTIONS:
-                one = await local.search_collection(collection, vectors, author, limit=5)
-                fast = together[collection]
-                assert isinstance(fast, list)
-                assert [[(h.id, dict(h.payload)) for h in q] for q in fast] == [
-                    [(h.id, dict(h.payload)) for h in q] for q in one
-                ]
-                assert [h.score for q in fast for h in q] == pytest.approx(
-                    [h.score for q in one for h in q], abs=1e-5
-                )
     finally:
-        await local.close()
+        await embedded.close()
 
 
-async def test_remote_collections_get_the_author_index_facets_need(
-    emu: RunningQdrantEmulator, seeded: VectorStore
+async def test_remote_collections_get_the_author_indexes_facets_and_filters_need(
+    emu: RunningQdrantEmulator, seeded: ServerStore
 ) -> None:
     async with raw_client(emu.url) as client:
         info = await client.get_collection(COLLECTIONS[0])
     assert info.points_count == 12
-    index = info.payload_schema[AUTHOR_NAME_KEY]
-    assert index.data_type == models.PayloadSchemaType.KEYWORD
-    assert index.points == 12
+    assert info.config.params.vectors == {
+        DENSE_VECTOR: models.VectorParams(size=DIM, distance=models.Distance.DOT)
+    }
+    assert info.config.params.sparse_vectors == {
+        SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+    }
+    assert info.config.metadata == {SCHEMA_KEY: SCHEMA.as_dict()}
+    assert set(info.payload_schema) == {AUTHOR_NAME_KEY, AUTHOR_ID_KEY}
+    for key in (AUTHOR_NAME_KEY, AUTHOR_ID_KEY):
+        index = info.payload_schema[key]
+        assert index.data_type == models.PayloadSchemaType.KEYWORD
+        assert index.points == 12
 
 
 async def test_request_log_records_target_path_and_status(
-    emu: RunningQdrantEmulator, seeded: VectorStore
+    emu: RunningQdrantEmulator, seeded: ServerStore
 ) -> None:
     await seeded.search_collection(COLLECTIONS[1], query_vectors(2), None, limit=3)
     await seeded.count(COLLECTIONS[1])
@@ -249,13 +273,43 @@ async def test_request_log_records_target_path_and_status(
 # --- ingest over REST --------------------------------------------------------------------------------------
 
 
-def all_points(client: QdrantClient, collection: str) -> dict[str, tuple[Any, list[float]]]:
-    points, _ = client.scroll(collection, limit=10_000, with_payload=True, with_vectors=True)
-    return {str(p.id): (p.payload, p.vector) for p in points}
+#: A stored point as compared across stores: payload, dense vector, BM25 weights by token id (or None).
+Stored = tuple[Any, list[float], dict[int, float] | None]
 
 
-async def test_ingest_over_rest_is_idempotent_and_equals_local_ingest(
-    emu: RunningQdrantEmulator, pool: CpuPool, tmp_path: Path
+async def remote_points(url: str, collection: str) -> dict[str, Stored]:
+    async with raw_client(url) as client:
+        points, _ = await client.scroll(collection, limit=10_000, with_payload=True, with_vectors=True)
+    found: dict[str, Stored] = {}
+    for p in points:
+        assert isinstance(p.vector, dict)
+        dense, sparse = p.vector[DENSE_VECTOR], p.vector.get(SPARSE_VECTOR)
+        assert isinstance(dense, list) and (sparse is None or isinstance(sparse, models.SparseVector))
+        weights = None if sparse is None else dict(zip(sparse.indices, sparse.values, strict=True))
+        found[str(p.id)] = (p.payload, dense, weights)  # type: ignore[assignment]
+    return found
+
+
+def embedded_points(folder: Path, collection: str) -> dict[str, Stored]:
+    """Every point of one collection of a closed embedded store, read with the engine itself."""
+    shard = edge.EdgeShard.load(str(folder / collection))
+    try:
+        records, next_offset = shard.scroll(
+            edge.ScrollRequest(limit=10_000, with_payload=True, with_vector=True)
+        )
+    finally:
+        shard.close()
+    assert next_offset is None
+    found: dict[str, Stored] = {}
+    for r in records:
+        sparse = r.vector.get(SPARSE_VECTOR)
+        weights = None if sparse is None else dict(zip(sparse.indices, sparse.values, strict=True))
+        found[str(r.id)] = (r.payload, r.vector[DENSE_VECTOR], weights)
+    return found
+
+
+async def test_ingest_over_rest_is_idempotent_and_equals_embedded_ingest(
+    emu: RunningQdrantEmulator, tmp_path: Path
 ) -> None:
     paths = write_corpus(tmp_path / "corpus")
     settings = remote_settings(emu.url, cpu_pool_workers=2)
@@ -271,30 +325,29 @@ async def test_ingest_over_rest_is_idempotent_and_equals_local_ingest(
     assert second.skipped == first.chunks
     assert [c.count_after for c in second.collections] == [c.count_after for c in first.collections]
 
-    store = VectorStore(remote_settings(emu.url), pool)
+    store = open_vector_store(remote_settings(emu.url))
+    assert isinstance(store, ServerStore)
     try:
         assert await store.authors(COLLECTIONS) == set(AUTHORS)
     finally:
         await store.close()
 
-    # The same corpus ingested in local mode stores exactly the same points.
-    local_path = tmp_path / "local"
-    await ingest_paths(paths, local_settings(local_path), progress=False)
-    remote_client = QdrantClient(url=emu.url, timeout=5, check_compatibility=False)
-    local_client = QdrantClient(path=str(local_path))
-    try:
-        for collection in COLLECTIONS:
-            # the emulator runs on this test's loop, so the synchronous client talks to it from a thread
-            remote = await pool.run(all_points, remote_client, collection)
-            local = all_points(local_client, collection)
-            assert remote.keys() == local.keys()
-            for point_id, (payload, vector) in remote.items():
-                assert payload == local[point_id][0]
-                # local mode re-normalises cosine vectors it reloads from disk: equal to the last ulp or so
-                np.testing.assert_allclose(vector, local[point_id][1], rtol=0, atol=1e-6)
-    finally:
-        remote_client.close()
-        local_client.close()
+    # The same corpus ingested into the embedded store stores exactly the same points.
+    edge_path = tmp_path / "edge"
+    embedded = await ingest_paths(paths, edge_settings(edge_path), progress=False)
+    assert [(c.collection, c.new) for c in embedded.collections] == [
+        (c.collection, c.new) for c in first.collections
+    ]
+    for collection in COLLECTIONS:
+        remote = await remote_points(emu.url, collection)
+        stored = embedded_points(edge_path, collection)
+        assert remote.keys() == stored.keys()
+        assert all(weights for _, _, weights in remote.values())  # every chunk has words, so a BM25 vector
+        for point_id, (payload, vector, weights) in remote.items():
+            assert payload == stored[point_id][0]
+            # embedded twice (two ingest runs): equal up to the model's float noise
+            np.testing.assert_allclose(vector, stored[point_id][1], rtol=0, atol=1e-6)
+            assert weights == pytest.approx(stored[point_id][2])
 
 
 async def test_ingest_into_an_unreachable_store_is_an_ingest_error(
@@ -306,10 +359,10 @@ async def test_ingest_into_an_unreachable_store_is_an_ingest_error(
         await ingest_paths(paths, remote_settings(emu.url), progress=False)
 
 
-# --- faults, as VectorStore reports them ---------------------------------------------------------------------
+# --- faults, as ServerStore reports them ---------------------------------------------------------------------
 
 
-async def search(store: VectorStore) -> list[list[Hit]]:
+async def search(store: ServerStore) -> list[list[Hit]]:
     return await store.search_collection(COLLECTIONS[0], query_vectors(2), None, limit=3)
 
 
@@ -324,7 +377,7 @@ E = TypeVar("E", bound=Exception)
 
 
 async def failing_search(
-    emu: RunningQdrantEmulator, seeded: VectorStore, error: type[E], **fault: Any
+    emu: RunningQdrantEmulator, seeded: ServerStore, error: type[E], **fault: Any
 ) -> pytest.ExceptionInfo[E]:
     """Queue ``fault`` on ``qdrant_search``; the next search must raise ``error``, returned to check more."""
     await emu.control.add_fault(target="qdrant_search", **fault)
@@ -334,7 +387,7 @@ async def failing_search(
 
 
 async def test_status_503_on_search_is_upstream_unavailable(
-    emu: RunningQdrantEmulator, seeded: VectorStore
+    emu: RunningQdrantEmulator, seeded: ServerStore
 ) -> None:
     caught = await failing_search(
         emu, seeded, UpstreamUnavailableError, kind="status", status=503, retry_after=1.5
@@ -346,6 +399,19 @@ async def test_status_503_on_search_is_upstream_unavailable(
     record = await last_request(emu)
     assert (record["target"], record["fault"], record["status"]) == ("qdrant_search", "status", 503)
     assert len((await search(seeded))[0]) == 3  # the fault was used up
+
+
+async def test_a_fault_on_one_collections_search_fails_only_that_collection(
+    emu: RunningQdrantEmulator, seeded: ServerStore
+) -> None:
+    """The pipeline's call: the collection whose request was faulted maps to its error, the others answer."""
+    await emu.control.add_fault(target="qdrant_search", kind="status", status=503)
+    result = await seeded.search_collections(COLLECTIONS, query_vectors(2), None, limit=3)
+    faulted = [r["endpoint"] for r in await emu.control.requests() if r["fault"] == "status"]
+    assert len(faulted) == 1  # the concurrent requests race for the one fault
+    assert isinstance(result[faulted[0]], UpstreamUnavailableError)
+    for collection in set(COLLECTIONS) - set(faulted):
+        assert [len(hits) for hits in hit_lists(result[collection])] == [3, 3]
 
 
 @pytest.mark.parametrize(
@@ -373,19 +439,19 @@ async def test_status_503_on_search_is_upstream_unavailable(
 )
 async def test_search_fault_becomes_a_gateway_error(
     emu: RunningQdrantEmulator,
-    seeded: VectorStore,
+    seeded: ServerStore,
     fault: dict[str, Any],
     error: type[Exception],
     cause: type[BaseException] | None,
 ) -> None:
-    """A fault on search, as VectorStore reports it: ``error``, raised from qdrant-client's ``cause``."""
+    """A fault on search, as ServerStore reports it: ``error``, raised from qdrant-client's ``cause``."""
     caught = await failing_search(emu, seeded, error, **fault)
     if cause is not None:
         assert isinstance(client_error(caught), cause)
 
 
 async def test_hang_beyond_the_timeout_is_upstream_timeout(
-    emu: RunningQdrantEmulator, seeded: VectorStore
+    emu: RunningQdrantEmulator, seeded: ServerStore
 ) -> None:
     # beyond qdrant_timeout_s=1
     caught = await failing_search(emu, seeded, UpstreamTimeoutError, kind="hang", seconds=30)
@@ -395,7 +461,7 @@ async def test_hang_beyond_the_timeout_is_upstream_timeout(
 
 
 async def test_wrongly_shaped_body_is_upstream_bad_response(
-    emu: RunningQdrantEmulator, seeded: VectorStore
+    emu: RunningQdrantEmulator, seeded: ServerStore
 ) -> None:
     body = '{"status": "ok", "time": 0.0, "result": [{"points": "not a list"}]}'
     caught = await failing_search(emu, seeded, UpstreamBadResponseError, kind="malformed", body=body)
@@ -406,7 +472,7 @@ async def test_wrongly_shaped_body_is_upstream_bad_response(
 
 
 async def test_rate_limit_with_retry_after_is_upstream_unavailable(
-    emu: RunningQdrantEmulator, seeded: VectorStore
+    emu: RunningQdrantEmulator, seeded: ServerStore
 ) -> None:
     caught = await failing_search(
         emu, seeded, UpstreamUnavailableError, kind="status", status=429, retry_after=2
@@ -415,14 +481,14 @@ async def test_rate_limit_with_retry_after_is_upstream_unavailable(
 
 
 async def test_latency_within_the_timeout_is_absorbed(
-    emu: RunningQdrantEmulator, seeded: VectorStore
+    emu: RunningQdrantEmulator, seeded: ServerStore
 ) -> None:
     await emu.control.add_fault(target="qdrant_search", kind="latency", seconds=0.05)
     assert len((await search(seeded))[1]) == 3
     assert (await last_request(emu))["fault"] == "latency"
 
 
-async def test_the_qdrant_target_hits_any_operation(emu: RunningQdrantEmulator, seeded: VectorStore) -> None:
+async def test_the_qdrant_target_hits_any_operation(emu: RunningQdrantEmulator, seeded: ServerStore) -> None:
     await emu.control.add_fault(target="qdrant", kind="status", status=503, times=2)
     with pytest.raises(UpstreamUnavailableError):
         await seeded.count(COLLECTIONS[0])
@@ -438,7 +504,7 @@ async def test_the_qdrant_target_hits_any_operation(emu: RunningQdrantEmulator, 
 
 
 async def test_a_dropped_upsert_answer_still_stored_the_points(
-    emu: RunningQdrantEmulator, seeded: VectorStore
+    emu: RunningQdrantEmulator, seeded: ServerStore
 ) -> None:
     points = make_points("extra", 4)
     await emu.control.add_fault(target="qdrant_upsert", kind="drop")
@@ -449,21 +515,21 @@ async def test_a_dropped_upsert_answer_still_stored_the_points(
     logged = (await emu.control.requests())[0]
     assert (logged["target"], logged["fault"], logged["status"]) == ("qdrant_upsert", "drop", None)
     # the log keeps an upsert's payloads but only the length of its vectors
-    assert [p["vector"] for p in logged["payload"]["points"]] == [DIM] * 4
+    assert [p["vector"] for p in logged["payload"]["points"]] == [{DENSE_VECTOR: DIM}] * 4
     assert logged["payload"]["points"][0]["payload"] == points[0].payload
     await seeded.upsert(COLLECTIONS[2], points)
     assert await seeded.count(COLLECTIONS[2]) == 12 + 4
 
 
-async def test_facet_fault_reaches_authors(emu: RunningQdrantEmulator, seeded: VectorStore) -> None:
+async def test_facet_fault_reaches_authors(emu: RunningQdrantEmulator, seeded: ServerStore) -> None:
     await emu.control.add_fault(target="qdrant_facet", kind="status", status=503)
     with pytest.raises(UpstreamUnavailableError):
         await seeded.authors(COLLECTIONS)
     assert await seeded.authors(COLLECTIONS) == set(AUTHORS)
 
 
-async def test_a_sub_second_timeout_still_allows_calls(emu: RunningQdrantEmulator, pool: CpuPool) -> None:
-    store = VectorStore(remote_settings(emu.url, qdrant_timeout_s=0.5), pool)
+async def test_a_sub_second_timeout_still_allows_calls(emu: RunningQdrantEmulator) -> None:
+    store = ServerStore(remote_settings(emu.url, qdrant_timeout_s=0.5))
     try:
         assert await store.existing_collections() == set()
     finally:
@@ -474,14 +540,14 @@ async def test_a_sub_second_timeout_still_allows_calls(emu: RunningQdrantEmulato
 
 
 @INSECURE
-async def test_api_key_is_required_and_checked(pool: CpuPool) -> None:
+async def test_api_key_is_required_and_checked() -> None:
     async with running_qdrant_emulator(api_key=API_KEY, read_only_api_key=READ_ONLY_KEY) as emu:
-        good = VectorStore(remote_settings(emu.url, qdrant_api_key=API_KEY), pool)
-        missing = VectorStore(remote_settings(emu.url), pool)
-        wrong = VectorStore(remote_settings(emu.url, qdrant_api_key="not-the-key"), pool)
-        read_only = VectorStore(remote_settings(emu.url, qdrant_api_key=READ_ONLY_KEY), pool)
+        good = ServerStore(remote_settings(emu.url, qdrant_api_key=API_KEY))
+        missing = ServerStore(remote_settings(emu.url))
+        wrong = ServerStore(remote_settings(emu.url, qdrant_api_key="not-the-key"))
+        read_only = ServerStore(remote_settings(emu.url, qdrant_api_key=READ_ONLY_KEY))
         try:
-            await good.ensure_collections(DIM, COLLECTIONS[:1])
+            await good.ensure_collections(SCHEMA, COLLECTIONS[:1])
             assert await good.existing_collections() == {COLLECTIONS[0]}
 
             await emu.control.clear_requests()
@@ -491,12 +557,15 @@ async def test_api_key_is_required_and_checked(pool: CpuPool) -> None:
                 await wrong.existing_collections()
             assert await read_only.existing_collections() == {COLLECTIONS[0]}
             with pytest.raises(UpstreamBadResponseError):
-                await read_only.ensure_collections(DIM, COLLECTIONS[1:2])
+                await read_only.ensure_collections(SCHEMA, COLLECTIONS[1:2])
             log = await emu.control.requests()
             assert [(r["target"], r["status"]) for r in log] == [
                 ("qdrant_list", 401),
                 ("qdrant_list", 401),
                 ("qdrant_list", 200),
+                # ensure_collections: the schema check reads, then the create is refused
+                ("qdrant_list", 200),
+                ("qdrant_info", 200),
                 ("qdrant_exists", 200),
                 ("qdrant_create", 403),
             ]
@@ -604,15 +673,15 @@ def test_the_qdrant_latency_is_the_default_of_every_target() -> None:
     assert not Fault(target="qdrant_facet", kind="drop").matches("qdrant_search")
 
 
-async def test_on_disk_store_keeps_points_and_indexes_across_restarts(tmp_path: Path, pool: CpuPool) -> None:
+async def test_on_disk_store_keeps_points_and_indexes_across_restarts(tmp_path: Path) -> None:
     folder = str(tmp_path / "qdrant")
     async with running_qdrant_emulator(path=folder) as emu:
-        store = VectorStore(remote_settings(emu.url), pool)
+        store = ServerStore(remote_settings(emu.url))
         await seed(store, n=6)
         await store.close()
     assert json.loads((Path(folder) / "emulator_payload_indexes.json").read_text())
     async with running_qdrant_emulator(path=folder) as emu:
-        store = VectorStore(remote_settings(emu.url), pool)
+        store = ServerStore(remote_settings(emu.url))
         try:
             assert await store.count(COLLECTIONS[0]) == 6
             assert await store.authors(COLLECTIONS) == set(AUTHORS)  # the facet index survived

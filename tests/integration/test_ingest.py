@@ -520,8 +520,10 @@ async def test_stored_points_carry_the_payload_and_the_chunk_vector(
     assert str(point.id) == chunk_id("embedded_articles", "art-1", 0)
     assert payload["content"].startswith("Title art-1 Sentence 0 about feature pipelines")
     assert 1000 <= len(payload["content"]) <= 2000
-    assert len(point.vector) == 384
-    assert abs(sum(x * x for x in point.vector) - 1.0) < 1e-3  # unit vector, cosine-ready
+    dense, bm25 = point.vector["dense"], point.vector["bm25"]
+    assert len(dense) == 384
+    assert abs(sum(x * x for x in dense) - 1.0) < 1e-3  # unit vector, cosine-ready
+    assert len(bm25.indices) == len(bm25.values) > 0 and all(v > 0 for v in bm25.values)
 
     posts = {p.payload["document_id"]: p.payload for p in read_points(settings.qdrant_path, "embedded_posts")}
     assert posts["post-1"]["type"] == "post"

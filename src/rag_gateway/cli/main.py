@@ -1,4 +1,4 @@
-"""The ``rag-gateway`` console script: ``serve``, ``ingest`` and ``emulate``."""
+"""The ``rag-gateway`` console script: ``serve``, ``ingest``, ``migrate-store`` and ``emulate``."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ def _emulators_missing(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from rag_gateway.cli.demo import add_demo_arguments, run_demo
     from rag_gateway.cli.endpoint import add_endpoint_arguments, run_endpoint
+    from rag_gateway.cli.migrate import add_migrate_arguments, run_migrate
     from rag_gateway.cli.smoke import add_smoke_arguments, run_smoke
     from rag_gateway.ingest.cli import add_ingest_arguments, run_ingest
 
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="load documents into the vector store")
     add_ingest_arguments(ingest)
     ingest.set_defaults(handler=run_ingest)
+
+    migrate = commands.add_parser(
+        "migrate-store", help="copy an earlier version's store folder into the embedded Qdrant engine"
+    )
+    add_migrate_arguments(migrate)
+    migrate.set_defaults(handler=run_migrate)
 
     demo = commands.add_parser("demo", help="emulators + sample corpus + gateway, in the foreground")
     emulate = commands.add_parser("emulate", help="run the OpenAI and SageMaker emulators on loopback")

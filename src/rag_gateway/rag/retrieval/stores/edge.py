@@ -13,10 +13,11 @@ serving process.
 
 from __future__ import annotations
 
+import fcntl
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import qdrant_edge as edge
@@ -42,6 +43,8 @@ UPSTREAM = "vector_store"
 #: Written at the folder's root: what built it, so a later version can tell an older layout.
 LAYOUT_FILE = "store.json"
 LAYOUT = {"engine": "qdrant-edge", "layout": 1}
+#: Held (flock) by the process that has the folder open.
+LOCK_FILE = ".lock"
 #: Files qdrant-client's local mode (the store of earlier versions) leaves at a folder's root.
 LOCAL_MODE_MARKERS = ("meta.json", "collection")
 
@@ -79,13 +82,27 @@ def check_folder(path: Path) -> None:
         )
 
 
+def _in_use(path: Path) -> StoreUnavailableError:
+    return StoreUnavailableError(
+        f"the vector store folder {path} is in use by another process (a running gateway or ingest); "
+        "stop it first, or point QDRANT_URL at a Qdrant server that several processes can share"
+    )
+
+
+def _lock_folder(path: Path) -> IO[bytes] | None:
+    handle = (path / LOCK_FILE).open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise _in_use(path) from None
+    return handle
+
+
 def _engine_error(path: Path, exc: Exception) -> StoreUnavailableError:
     message = str(exc)
     if "WouldBlock" in message:
-        return StoreUnavailableError(
-            f"the vector store folder {path} is in use by another process (a running gateway or ingest); "
-            "stop it first, or point QDRANT_URL at a Qdrant server that several processes can share"
-        )
+        return _in_use(path)
     return StoreUnavailableError(f"cannot open the vector store folder {path}: {message}")
 
 
@@ -100,6 +117,7 @@ class EdgeStore:
         self.location = str(self._root)
         self._root.mkdir(parents=True, exist_ok=True)
         check_folder(self._root)
+        self._lock = _lock_folder(self._root)  # the engine locks each shard; this guards the folder itself
         try:
             for shard_dir in sorted(self._root.iterdir()):
                 if (shard_dir / "edge_config.json").is_file() or (shard_dir / "segments").is_dir():
@@ -164,8 +182,11 @@ class EdgeStore:
 
     # --- writes (ingestion) ------------------------------------------------------------------------
     async def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
-        batch = [edge.Point(id=p.id, vector=_vectors(p), payload=p.payload) for p in points]
-        self._run(collection, lambda shard: shard.update(edge.UpdateOperation.upsert_points(batch)))
+        def write(shard: edge.EdgeShard) -> None:
+            batch = [edge.Point(id=p.id, vector=_vectors(p), payload=p.payload) for p in points]
+            shard.update(edge.UpdateOperation.upsert_points(batch))
+
+        self._run(collection, write)
 
     async def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
         if not ids:
@@ -230,6 +251,9 @@ class EdgeStore:
         for shard in self._shards.values():
             shard.close()
         self._shards.clear()
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases its lock
+            self._lock = None
 
 
 def _author_filter(author: str | None) -> edge.Filter | None:
@@ -271,3 +295,48 @@ def _to_hit(collection: str, point: Any) -> Hit:
         payload=point.payload or {},
         vector=np.asarray(dense, dtype=np.float32) if dense is not None else None,
     )
+
+
+def edge_collections(path: Path) -> dict[str, int]:
+    """An engine folder's collections and their dense vector sizes (from each shard's own config)."""
+    sizes: dict[str, int] = {}
+    for shard_dir in sorted(path.iterdir()):
+        config_file = shard_dir / "edge_config.json"
+        if not config_file.is_file():
+            continue
+        vectors = json.loads(config_file.read_text()).get("vectors", {})
+        dense = vectors.get(DENSE_VECTOR, vectors.get("")) if "size" not in vectors else vectors
+        sizes[shard_dir.name] = int(dense["size"])
+    return sizes
+
+
+def recorded_schemas(path: Path) -> dict[str, dict[str, Any]]:
+    """The index schema each collection of an engine folder was built with (empty when none)."""
+    schemas: dict[str, dict[str, Any]] = _read_layout(path / LAYOUT_FILE).get("schemas", {})
+    return schemas
+
+
+def read_edge_folder(path: Path, page: int = 512) -> Iterator[tuple[str, list[StoredPoint]]]:
+    """Every point of an engine folder, a page at a time: (collection, points), dense vectors only."""
+    for name in edge_collections(path):
+        try:
+            shard = edge.EdgeShard.load(str(path / name))
+        except Exception as exc:
+            raise _engine_error(path / name, exc) from exc
+        try:
+            offset: Any = None
+            while True:
+                request = edge.ScrollRequest(
+                    offset=offset, limit=page, filter=None, with_payload=True, with_vector=True
+                )
+                records, offset = shard.scroll(request)
+                yield name, [_stored(record) for record in records]
+                if offset is None:
+                    break
+        finally:
+            shard.close()
+
+
+def _stored(record: Any) -> StoredPoint:
+    vector = record.vector.get(DENSE_VECTOR) if isinstance(record.vector, dict) else record.vector
+    return StoredPoint(str(record.id), np.asarray(vector, dtype=np.float32), dict(record.payload or {}))
