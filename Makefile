@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export EMBEDDING_TOKENIZER_DIR ?= $(MODEL_DIR)
 
-.PHONY: install test lint format serve ingest demo smoke emulate deploy-endpoint delete-endpoint validate-deploy bench measure chaos load clean
+.PHONY: install test lint format serve ingest eval demo smoke emulate deploy-endpoint delete-endpoint validate-deploy bench bench-scale measure chaos load clean
 
 install: $(VENV)/.installed $(MODEL_DIR)/.verified
 
@@ -44,6 +44,12 @@ serve: install
 ingest: install
 	$(BIN)/rag-gateway ingest $(INGEST_PATHS)
 
+# Retrieval quality on labelled questions built from the corpus (same default corpus as `ingest`), guarded
+# by the recorded baseline. E.g. `make eval EVAL_ARGS="--modes dense,hybrid"`.
+EVAL_ARGS ?= $(INGEST_PATHS) --check eval-baseline.json
+eval: install
+	$(BIN)/rag-gateway eval $(EVAL_ARGS)
+
 demo: install
 	$(BIN)/rag-gateway demo --host $(HOST) --port $(PORT)
 
@@ -67,6 +73,12 @@ delete-endpoint: install
 BENCH_ARGS ?=
 bench: install
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+
+# The embedded store at 10k/100k/1M synthetic chunks (import, index, memory, search, recall, /rag), beside
+# qdrant-client's local mode. E.g. `make bench-scale BENCH_SCALE_ARGS="--sizes 10000,100000 --skip-rag"`.
+BENCH_SCALE_ARGS ?=
+bench-scale: install
+	$(BIN)/python -m benchmarks.bench_scale $(BENCH_SCALE_ARGS)
 
 MEASURE_ARGS ?=
 measure: install

@@ -157,6 +157,12 @@ class Settings(EnvSettings):
     hybrid_rerank_weight: float = Field(
         1.0, ge=0, le=10, description="Hybrid: weight of the reranker's ordering (dense lists weigh 1)."
     )
+    index_dense_text: Literal["content", "title+content"] = Field(
+        "content", description="What a chunk's dense vector embeds (changing it needs a rebuilt index)."
+    )
+    index_sparse_text: Literal["content", "title+content"] = Field(
+        "title+content", description="What a chunk's BM25 vector counts (changing it needs a rebuilt index)."
+    )
     sources_per_document: int = Field(
         1, ge=1, le=10, description="Chunks cited per document; k counts documents."
     )

@@ -28,7 +28,7 @@ from rag_gateway.rag.retrieval.embedding import Embedder
 from rag_gateway.rag.retrieval.query_embedding import QueryEmbedder
 from rag_gateway.rag.retrieval.ranking import FusionWeights
 from rag_gateway.rag.retrieval.reranking import build_reranker
-from rag_gateway.rag.retrieval.schema import IndexSchema
+from rag_gateway.rag.retrieval.schema import IndexSchema, index_schema
 from rag_gateway.rag.retrieval.sparse import SparseEncoder
 from rag_gateway.rag.retrieval.stores import StoreUnavailableError, VectorStore, open_vector_store
 from rag_gateway.rag.understanding import QueryUnderstanding
@@ -95,7 +95,7 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
         store = open_store_or_explain(settings, guards["qdrant"])  # first: a locked folder fails fast
         stack.push_async_callback(store.close)
         embedder = await pool.run(Embedder, settings)
-        schema = IndexSchema(embedder.dim)
+        schema = index_schema(settings, embedder.dim)
         await check_schema_or_explain(store, schema)
         reranker = await pool.run(build_reranker, settings, embedder)
         openai_client = make_openai_client(settings)

@@ -1,4 +1,4 @@
-"""The ``rag-gateway`` console script: ``serve``, ``ingest``, ``migrate-store`` and ``emulate``."""
+"""The ``rag-gateway`` console script: serve, ingest, migrate-store, eval, demo, smoke, endpoint, emulate."""
 
 from __future__ import annotations
 
@@ -87,15 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="emulators + sample corpus + gateway, in the foreground")
     emulate = commands.add_parser("emulate", help="run the OpenAI and SageMaker emulators on loopback")
+    evaluate = commands.add_parser("eval", help="measure retrieval quality on questions built from a corpus")
     if emulators_installed():
+        from rag_gateway.cli.eval import add_eval_arguments, run_eval
         from rag_gateway_emulators.server import add_emulate_arguments, run_emulate
 
         add_demo_arguments(demo)
         demo.set_defaults(handler=run_demo)
         add_emulate_arguments(emulate)
         emulate.set_defaults(handler=run_emulate)
+        add_eval_arguments(evaluate)
+        evaluate.set_defaults(handler=run_eval)
     else:
-        for parser_ in (demo, emulate):
+        for parser_ in (demo, emulate, evaluate):
             parser_.add_argument("ignored", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             parser_.set_defaults(handler=_emulators_missing)
 

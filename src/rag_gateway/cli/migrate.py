@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from rag_gateway.config import Settings
-from rag_gateway.rag.retrieval.schema import IndexSchema, chunk_texts
+from rag_gateway.rag.retrieval.schema import IndexSchema, chunk_texts, index_schema
 from rag_gateway.rag.retrieval.sparse import SparseEncoder
 from rag_gateway.rag.retrieval.stores import StoredPoint, StoreUnavailableError
 from rag_gateway.rag.retrieval.stores.edge import (
@@ -147,13 +147,12 @@ def check_target(old: Path, new: Path) -> None:
 # --- the migration ------------------------------------------------------------------------------------
 
 
-def engine_collections(old: Path) -> dict[str, int]:
+def engine_collections(old: Path, current: str) -> dict[str, int]:
     """An engine folder of another index shape: its collections and vector sizes.
 
     Its dense vectors are reused, so they must embed what the current schema's dense vector embeds;
     otherwise only a re-ingest (which re-embeds) can rebuild it.
     """
-    current = IndexSchema(0).dense_text
     for name, schema in recorded_schemas(old).items():
         if schema.get("dense_text", "content") != current:
             raise MigrateError(
@@ -215,9 +214,9 @@ def _discard(new: Path, created: bool) -> None:
                 child.unlink(missing_ok=True)
 
 
-def _prepare(old: Path, new: Path) -> tuple[dict[str, int], bool]:
+def _prepare(old: Path, new: Path, dense_text: str) -> tuple[dict[str, int], bool]:
     """Every check that needs no writing: the old collections' vector sizes, and whether NEW is new."""
-    dims = engine_collections(old) if _is_engine_folder(old) else local_collections(old)
+    dims = engine_collections(old, dense_text) if _is_engine_folder(old) else local_collections(old)
     if len(set(dims.values())) > 1:
         sizes = ", ".join(f"{name}: {dim}" for name, dim in dims.items())
         raise MigrateError(
@@ -249,9 +248,9 @@ async def migrate_store(
     Raises MigrateError, with OLD unchanged and nothing left in NEW, when it cannot be done.
     """
     started = time.perf_counter()
-    dims, created = _prepare(old, new)
+    dims, created = _prepare(old, new, settings.index_dense_text)
     # the old gateway embedded each chunk's content alone, which is what the schema's dense vector holds
-    schema = IndexSchema(next(iter(dims.values()), 0))
+    schema = index_schema(settings, next(iter(dims.values()), 0))
     sparse = SparseEncoder(schema.bm25)
     target = settings.model_copy(update={"qdrant_path": new, "qdrant_url": None})
     store: EdgeStore | None = None

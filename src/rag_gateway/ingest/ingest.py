@@ -26,7 +26,7 @@ from rag_gateway.ingest.errors import IngestError
 from rag_gateway.ingest.records import ChunkRecord, chunk_documents
 from rag_gateway.ingest.report import CollectionReport, IngestReport
 from rag_gateway.rag.retrieval.embedding import Embedder, ModelFilesMissingError
-from rag_gateway.rag.retrieval.schema import IndexSchema, chunk_texts
+from rag_gateway.rag.retrieval.schema import IndexSchema, chunk_texts, index_schema
 from rag_gateway.rag.retrieval.sparse import SparseEncoder
 from rag_gateway.rag.retrieval.stores import (
     StoredPoint,
@@ -77,9 +77,13 @@ def _progress_bar(total: int, enabled: bool) -> tqdm:
 
 
 async def _embed_and_upsert(
-    store: VectorStore, pool: CpuPool, embedder: Embedder, todo: dict[str, list[ChunkRecord]], progress: bool
+    store: VectorStore,
+    pool: CpuPool,
+    embedder: Embedder,
+    todo: dict[str, list[ChunkRecord]],
+    progress: bool,
+    schema: IndexSchema,
 ) -> None:
-    schema = IndexSchema(embedder.dim)
     sparse = SparseEncoder(schema.bm25)
     with _progress_bar(sum(len(records) for records in todo.values()), progress) as bar:
         for collection, records in todo.items():
@@ -104,7 +108,7 @@ async def _ingest(
         except ModelFilesMissingError as error:
             raise IngestError(str(error)) from error
         try:
-            await store.ensure_collections(IndexSchema(embedder.dim), COLLECTIONS)
+            await store.ensure_collections(index_schema(settings, embedder.dim), COLLECTIONS)
         except (UpstreamUnavailableError, UpstreamTimeoutError) as error:
             raise IngestError(f"cannot reach Qdrant at {store.location}: {error.message}") from error
         except StoreUnavailableError as error:
@@ -127,7 +131,7 @@ async def _ingest(
             skipped[collection] = len(stored)
             todo[collection] = [record for record in wanted if record.id not in stored]
 
-        await _embed_and_upsert(store, pool, embedder, todo, progress)
+        await _embed_and_upsert(store, pool, embedder, todo, progress, index_schema(settings, embedder.dim))
         for collection, added in todo.items():
             if added:
                 await store.build_index(collection)  # once, after every batch is in

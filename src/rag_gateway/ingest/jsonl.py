@@ -51,7 +51,7 @@ from rag_gateway.errors import UpstreamTimeoutError, UpstreamUnavailableError
 from rag_gateway.ingest.errors import IngestError
 from rag_gateway.ingest.ingest import open_store
 from rag_gateway.rag.retrieval.embedding import EMBEDDING_DIM
-from rag_gateway.rag.retrieval.schema import IndexSchema, chunk_texts
+from rag_gateway.rag.retrieval.schema import IndexSchema, chunk_texts, index_schema
 from rag_gateway.rag.retrieval.sparse import SparseEncoder
 from rag_gateway.rag.retrieval.stores import StoredPoint, StoreUnavailableError, Vector, VectorStore
 
@@ -400,7 +400,7 @@ async def import_validated(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if not any(file.points for file in files):
         return [ImportReport(path=file.path, collections=(), seconds=file.seconds) for file in files]
-    schema = IndexSchema(EMBEDDING_DIM)
+    schema = index_schema(settings, EMBEDDING_DIM)
     store = open_store(settings)
     try:
         with _store_errors(store):  # a store built with another index shape is refused here

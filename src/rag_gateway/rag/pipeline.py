@@ -220,8 +220,10 @@ class RagPipeline:
 
 
 def _source(candidate: Candidate) -> RankedSource:
+    """A cited chunk; its score is the reranker's (an absolute relevance to the question, comparable across
+    questions), while the order may come from fusion, whose scores only rank within one question."""
     return RankedSource(
-        candidate.hit, candidate.score, candidate.ranks, candidate.rerank_score, candidate.fused_score
+        candidate.hit, candidate.rerank_score, candidate.ranks, candidate.rerank_score, candidate.fused_score
     )
 
 

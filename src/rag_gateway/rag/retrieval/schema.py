@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rag_gateway.config import Settings
+
 
 @dataclass(frozen=True, slots=True)
 class Bm25Params:
@@ -62,3 +64,8 @@ def chunk_texts(schema: IndexSchema, title: str | None, content: str) -> tuple[s
         return f"{title}\n{content}" if recipe == "title+content" and title else content
 
     return text(schema.dense_text), text(schema.sparse_text)
+
+
+def index_schema(settings: Settings, dim: int) -> IndexSchema:
+    """The schema the settings ask for: the text recipes are settings, BM25's parameters are fixed."""
+    return IndexSchema(dim, dense_text=settings.index_dense_text, sparse_text=settings.index_sparse_text)
