@@ -9,7 +9,7 @@ holds them to it. Each collection records the `IndexSchema` it was built with.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,6 +64,18 @@ class StoredPoint:
     vector: Sequence[float] | Vector
     payload: dict[str, Any]
     sparse: SparseVector | None = None
+
+
+def named_vectors(point: StoredPoint, sparse_type: Callable[..., Any]) -> dict[str, Any]:
+    """A point's vectors as both engines take them: the dense list, and the BM25 vector when it has terms
+    (``sparse_type`` is the engine's own sparse-vector class)."""
+    dense = point.vector.tolist() if isinstance(point.vector, np.ndarray) else list(point.vector)
+    vectors: dict[str, Any] = {DENSE_VECTOR: dense}
+    if point.sparse is not None and point.sparse.indices:
+        vectors[SPARSE_VECTOR] = sparse_type(
+            indices=list(point.sparse.indices), values=list(point.sparse.values)
+        )
+    return vectors
 
 
 class StoreUnavailableError(RuntimeError):

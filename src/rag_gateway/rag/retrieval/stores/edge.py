@@ -36,6 +36,7 @@ from rag_gateway.rag.retrieval.stores.base import (
     SparseVector,
     StoredPoint,
     StoreUnavailableError,
+    named_vectors,
 )
 
 T = TypeVar("T")
@@ -189,7 +190,10 @@ class EdgeStore:
     # --- writes (ingestion) ------------------------------------------------------------------------
     async def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         def write(shard: edge.EdgeShard) -> None:
-            batch = [edge.Point(id=p.id, vector=_vectors(p), payload=p.payload) for p in points]
+            batch = [
+                edge.Point(id=p.id, vector=named_vectors(p, edge.SparseVector), payload=p.payload)
+                for p in points
+            ]
             shard.update(edge.UpdateOperation.upsert_points(batch))
 
         self._run(collection, write)
@@ -273,16 +277,6 @@ def _read_layout(path: Path) -> dict[str, Any]:
         return dict(LAYOUT)
     layout: dict[str, Any] = json.loads(path.read_text())
     return layout
-
-
-def _vectors(point: StoredPoint) -> dict[str, Any]:
-    dense = point.vector.tolist() if isinstance(point.vector, np.ndarray) else list(point.vector)
-    vectors: dict[str, Any] = {DENSE_VECTOR: dense}
-    if point.sparse is not None and point.sparse.indices:
-        vectors[SPARSE_VECTOR] = edge.SparseVector(
-            indices=list(point.sparse.indices), values=list(point.sparse.values)
-        )
-    return vectors
 
 
 def _query(vector: SearchVector) -> Any:

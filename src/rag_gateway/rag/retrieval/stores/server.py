@@ -39,6 +39,7 @@ from rag_gateway.rag.retrieval.stores.base import (
     SparseVector,
     StoredPoint,
     StoreUnavailableError,
+    named_vectors,
 )
 from rag_gateway.resilience import UpstreamGuard
 
@@ -138,7 +139,10 @@ class ServerStore:
 
     # --- writes (ingestion) ------------------------------------------------------------------------
     async def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
-        structs = [models.PointStruct(id=p.id, vector=_vectors(p), payload=p.payload) for p in points]
+        structs = [
+            models.PointStruct(id=p.id, vector=named_vectors(p, models.SparseVector), payload=p.payload)
+            for p in points
+        ]
         await self._call("upsert", collection, points=structs, wait=True)
 
     async def existing_ids(self, collection: str, ids: Sequence[str]) -> set[str]:
@@ -230,16 +234,6 @@ def _recorded_schema(info: models.CollectionInfo) -> dict[str, Any] | None:
     metadata = info.config.metadata or {}
     recorded = metadata.get(SCHEMA_KEY)
     return recorded if isinstance(recorded, dict) else None
-
-
-def _vectors(point: StoredPoint) -> dict[str, Any]:
-    dense = point.vector.tolist() if isinstance(point.vector, np.ndarray) else list(point.vector)
-    vectors: dict[str, Any] = {DENSE_VECTOR: dense}
-    if point.sparse is not None and point.sparse.indices:
-        vectors[SPARSE_VECTOR] = models.SparseVector(
-            indices=list(point.sparse.indices), values=list(point.sparse.values)
-        )
-    return vectors
 
 
 def _query(vector: SearchVector) -> Any:
