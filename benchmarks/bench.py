@@ -1,21 +1,29 @@
 """Throughput, latency and efficiency of the gateway under closed-loop load, against the Handbook's design.
 
-    python -m benchmarks.bench [--levels 1,8,32,64] [--duration 20] [--skip-baseline]    (make bench)
+    python -m benchmarks.bench [--levels 1,8,32,64,128,256] [--repeats 3] [--duration 20] [--skip-baseline]
+                                                                                        (make bench)
 
 What it does, all on loopback, every process stopped at the end (also on Ctrl-C or an error):
 
+0. prints the machine: CPU model, the ISA extensions the embedder depends on (avx2, avx512f, VNNI, AMX),
+   cores, RAM, onnxruntime and its execution provider, the embedding model, the date;
 1. starts `rag-gateway emulate` with fixed latencies (OpenAI 0.15 s per call, SageMaker 0.6 s), ingests the
    corpus (../shared/data/articles.json, else the sample corpus) into a throwaway Qdrant folder, measures
    the CPU cost of one request's model work in isolation (`python -m benchmarks.cpu_model`), and starts ONE
    `rag-gateway serve` process on a free port;
 2. drives it with a closed-loop load generator (benchmarks/loadgen.py) at each concurrency level for a
-   fixed time after a short warm-up, reading the gateway's CPU time and RSS from /proc;
-3. compares each level with its bound, min(C / critical path, CPU capacity), where the critical path is
-   max(self-query, expansion) + LLM (the emulated latencies) + the medians of the gateway's own local
-   stages at concurrency 1, and the CPU capacity is cores / CPU seconds of model work per request;
+   fixed time after a short warm-up, reading the gateway's CPU time and RSS from /proc; every level runs
+   ``--repeats`` times (the levels in turn, so slow drifts of a shared machine spread over all of them);
+   503 + Retry-After answers above MAX_IN_FLIGHT_REQUESTS are counted as shed (the client waits the
+   Retry-After), not as errors;
+3. compares each run with its bound, min(min(C, MAX_IN_FLIGHT_REQUESTS) / critical path, CPU capacity),
+   where the critical path is max(self-query, expansion) + LLM (the emulated latencies) + the medians of
+   the gateway's own local stages at concurrency 1, and the CPU capacity is cores / CPU seconds of model
+   work per request;
 4. does the same against the Handbook-style baseline (benchmarks/handbook_baseline.py, a fresh process
-   per level, shorter windows) and prints ours/baseline;
-5. prints a table and writes bench-results.json at the project root.
+   per level, shorter windows, one run per level) and prints ours/baseline;
+5. prints, per level, the median and the spread (min-max) over the runs, the same as a markdown table for
+   the README, and writes bench-results.json at the project root (the machine, the settings, every run).
 """
 
 from __future__ import annotations
@@ -42,16 +50,21 @@ from benchmarks.loadgen import (
     LOCAL_STAGES,
     LevelResult,
     RssSampler,
+    admitted,
     bound_rps,
+    clients_for,
     cpu_capacity_rps,
     critical_path_s,
     efficiency,
     load_questions,
+    markdown_table,
     median_stages,
     process_cpu_seconds,
     process_memory_mb,
     result_row,
     run_level,
+    spread,
+    summarize_runs,
     thread_cpu_seconds,
 )
 from benchmarks.local_stack import (
@@ -66,8 +79,10 @@ from benchmarks.local_stack import (
     start_gateway,
     wait_for,
 )
+from benchmarks.machine import describe_machine, machine_info
 
 ROOT = Path(__file__).resolve().parents[1]  # the project root
+DEFAULT_LEVELS = (1, 8, 32, 64, 128, 256)
 SHARED = ROOT.parent / "shared" / "data"
 T = TypeVar("T")
 
@@ -138,14 +153,21 @@ def measure_level(
         return take
 
     async def go() -> tuple[LevelResult, float]:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         timeout = httpx.Timeout(timeout_s, connect=10.0)
-        async with (
-            httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client,
-            RssSampler(pid) as rss,
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        base_url=url,
+                        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                        timeout=timeout,
+                    )
+                )
+                for n in clients_for(concurrency)
+            ]
+            rss = await stack.enter_async_context(RssSampler(pid))
             result = await run_level(
-                client,
+                clients,
                 questions,
                 concurrency,
                 duration_s,
@@ -183,6 +205,7 @@ def describe(name: str, m: Measured) -> str:
     cpu_ms = f"{m.cpu_s_per_request * 1000:.1f}" if m.cpu_s_per_request else "-"
     others = ", ".join(f"{k} {v:.2f}" for k, v in m.others_cores.items())
     errors = f" errors={lv.errors} {dict(lv.error_kinds)}" if lv.errors else ""
+    errors += f" shed={lv.shed}" if lv.shed else ""
     degraded = f" degraded={lv.degraded}" if lv.degraded else ""
     return (
         f"  {name} C={lv.concurrency:<3} {lv.rps:7.2f} rps  p50 {lv.p(50):8.1f}  p95 {lv.p(95):8.1f}  "
@@ -216,8 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.bench", description=__doc__.splitlines()[0] if __doc__ else None
     )
-    p.add_argument("--levels", type=parse_levels, default=[1, 8, 32, 64], help="default: 1,8,32,64")
-    p.add_argument("--duration", type=float, default=20.0, help="measured seconds per level (default 20)")
+    p.add_argument(
+        "--levels", type=parse_levels, default=list(DEFAULT_LEVELS), help="default: 1,8,32,64,128,256"
+    )
+    p.add_argument("--repeats", type=int, default=3, help="runs of every level (default 3): median, min-max")
+    p.add_argument("--duration", type=float, default=20.0, help="measured seconds per run (default 20)")
     p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each level (3)")
     p.add_argument(
         "--openai-latency", type=float, default=0.15, help="seconds per OpenAI call (default 0.15)"
@@ -260,6 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def max_in_flight() -> int:
+    """The gateway's MAX_IN_FLIGHT_REQUESTS: the environment's, else the settings' default."""
+    from rag_gateway.config import Settings
+
+    return int(
+        os.environ.get("MAX_IN_FLIGHT_REQUESTS") or Settings.model_fields["max_in_flight_requests"].default
+    )
+
+
 def base_env(workdir: Path, openai_port: int, sagemaker_port: int) -> dict[str, str]:
     return gateway_env(
         workdir,
@@ -269,6 +304,7 @@ def base_env(workdir: Path, openai_port: int, sagemaker_port: int) -> dict[str, 
         # whatever a developer's .env says: one process, no API keys (the load generator sends none)
         WORKERS="1",
         API_KEYS_SHA256="",
+        MAX_IN_FLIGHT_REQUESTS=str(max_in_flight()),  # whatever .env says: the bound uses this value
         # caches off unless asked for: every request then does the full work the bound describes
         QUERY_CACHE_SIZE=os.environ.get("QUERY_CACHE_SIZE", "0"),
         EMBEDDING_CACHE_SIZE=os.environ.get("EMBEDDING_CACHE_SIZE", "0"),
@@ -287,16 +323,28 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def estimated_seconds(args: argparse.Namespace) -> float:
+    """A rough total: the runs, the baseline levels, and set-up (ingest, calibration, start-ups)."""
+    ours = args.repeats * len(args.levels) * (args.duration + args.warmup)
+    base = 0.0 if args.skip_baseline else len(args.levels) * (min(args.baseline_duration, args.duration) + 8)
+    return ours + base + (20 if args.qdrant_from else 80)
+
+
 def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
     t_start = time.monotonic()
     corpus: list[Path] = args.corpus or sorted(SAMPLE_CORPUS.glob("*.json"))
     questions = load_questions(args.queries, seed=args.seed)
     n_cores = cores()
+    limit = max_in_flight()
+    machine = machine_info()
+    print(describe_machine(machine), flush=True)
     print(
-        f"bench: {n_cores} cores; corpus: {', '.join(str(p) for p in corpus)}; "
+        f"bench: corpus: {', '.join(str(p) for p in corpus)}; "
         f"{len(questions)} questions from {args.queries or 'the built-in list'}; "
         f"emulated latency: OpenAI {args.openai_latency * 1000:.0f} ms/call, "
-        f"SageMaker {args.sagemaker_latency * 1000:.0f} ms/call",
+        f"SageMaker {args.sagemaker_latency * 1000:.0f} ms/call; levels {','.join(map(str, args.levels))} x "
+        f"{args.repeats} run(s) of {args.duration:g} s; MAX_IN_FLIGHT_REQUESTS {limit}; "
+        f"about {estimated_seconds(args) / 60:.0f} min in all",
         flush=True,
     )
     busy_before = machine_busy_now()
@@ -327,6 +375,10 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
     )
     model_cpu_s = float(calibration["cpu_s_per_request"])
     capacity = cpu_capacity_rps(n_cores, model_cpu_s)
+    machine = machine_info(
+        {key: calibration.get(key) for key in ("embedding_model", "onnxruntime", "providers", "onnx_threads")}
+    )
+    print(describe_machine(machine), flush=True)
     print(
         f"model work in isolation: {model_cpu_s * 1000:.1f} CPU ms/request "
         f"(stage CPU medians ms: {calibration['stage_cpu_ms_median']}), "
@@ -347,10 +399,10 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
     )
     t0 = time.monotonic()
     gateway, gateway_url = start_gateway(procs, env, deadline_s=180)
-    rss, hwm = process_memory_mb(gateway.pid)
+    rss_start, hwm = process_memory_mb(gateway.pid)
     print(
         f"gateway (pid {gateway.pid}) ready in {time.monotonic() - t0:.1f} s; "
-        f"RSS after start-up {rss:.0f} MB (peak so far {hwm:.0f} MB)",
+        f"RSS after start-up {rss_start:.0f} MB (peak so far {hwm:.0f} MB)",
         flush=True,
     )
     first = httpx.post(f"{gateway_url}/rag", json={"query": questions[0]}, timeout=60)
@@ -358,22 +410,27 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
     print(f"RSS after the first request: {process_memory_mb(gateway.pid)[0]:.0f} MB", flush=True)
 
     others = {"emulators": emulate.pid}
-    ours: dict[int, Measured] = {}
-    print(f"gateway: {args.duration:g} s per level after {args.warmup:g} s warm-up", flush=True)
-    for concurrency in args.levels:
-        ours[concurrency] = m = measure_level(
-            gateway_url, gateway.pid, questions, concurrency, args.duration, args.warmup, 60.0, others
-        )
-        print(describe("gateway ", m), flush=True)
+    ours: dict[int, list[Measured]] = {c: [] for c in args.levels}
+    print(
+        f"gateway: {args.duration:g} s per run after {args.warmup:g} s warm-up, {args.repeats} run(s) per level",
+        flush=True,
+    )
+    for repeat in range(1, args.repeats + 1):
+        for concurrency in args.levels:
+            m = measure_level(
+                gateway_url, gateway.pid, questions, concurrency, args.duration, args.warmup, 60.0, others
+            )
+            ours[concurrency].append(m)
+            print(describe(f"gateway {repeat}/{args.repeats}", m), flush=True)
 
     # 3. the bound
     if 1 in ours:
-        isolation = ours[1].level
+        stage_timings = [t for m in ours[1] for t in m.level.stage_timings]
     else:
-        isolation = measure_level(
+        stage_timings = measure_level(
             gateway_url, gateway.pid, questions, 1, min(10.0, args.duration), 1.0, 60.0, others
-        ).level
-    stages = median_stages(isolation.stage_timings)
+        ).level.stage_timings
+    stages = median_stages(stage_timings)
     critical = critical_path_s(args.openai_latency, args.sagemaker_latency, stages)
     gw_hwm = process_memory_mb(gateway.pid)[1]
     procs.stop("gateway")
@@ -414,62 +471,128 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
         + f" = {critical * 1000:.1f} ms"
     )
     print("all C=1 stage medians (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(stages.items())))
-    gw_c1 = ours[1].cpu_s_per_request if 1 in ours else None
     print(
         f"CPU capacity  = {n_cores} cores / {model_cpu_s * 1000:.1f} ms CPU of model work per request "
         f"(embed+search+rerank timed in-process with time.process_time over {calibration['requests']} "
         f"questions) = {capacity:.1f} rps"
     )
+    gw_c1 = spread(m.cpu_s_per_request for m in ours.get(1, []))[0]
     if gw_c1:
         print(
             f"   (for comparison: the whole gateway process used {gw_c1 * 1000:.1f} CPU ms/request at C=1, "
             f"i.e. {cpu_capacity_rps(n_cores, gw_c1):.1f} rps if it had both cores to itself)"
         )
-    print(f"gateway peak RSS over the run (VmHWM): {gw_hwm:.0f} MB")
+    print(f"gateway RSS: {rss_start:.0f} MB after start-up, {gw_hwm:.0f} MB peak over the run (VmHWM)")
     print()
+
+    runs: list[dict[str, Any]] = []
+    summaries: list[dict[str, Any]] = []
+    for concurrency, measured in ours.items():
+        base = baseline.get(concurrency)
+        base_rps = base.level.rps if base else None
+        rows = []
+        for m in measured:
+            row = result_row(
+                m.level,
+                cpu_s_per_request=m.cpu_s_per_request,
+                peak_rss_mb=m.peak_rss_mb,
+                efficiency_value=efficiency(m.level.rps, concurrency, critical, capacity, limit),
+                baseline_rps=base_rps,
+            )
+            rows.append({**row, "outside_cores": round(m.outside_cores, 3)})
+        runs += rows
+        summary = summarize_runs(rows)
+        summary["bound_rps"] = bound_rps(concurrency, critical, capacity, limit)
+        summary["bound_by"] = "cpu" if capacity < admitted(concurrency, limit) / critical else "lat"
+        summary["outside_cores"] = spread(m.outside_cores for m in measured)[0]
+        summaries.append(summary)
+
+    def cell(s: dict[str, Any], key: str, digits: int, width: int) -> str:
+        median, low, high = s[f"{key}_median"], s[f"{key}_min"], s[f"{key}_max"]
+        if median is None:
+            return f"{'-':>{width}}"
+        text = f"{median:.{digits}f}"
+        if args.repeats > 1 and low is not None and high is not None:
+            text += f" [{low:.{digits}f}-{high:.{digits}f}]"
+        return f"{text:>{width}}"
+
+    wide = 22 if args.repeats > 1 else 8
     header = (
-        f"{'C':>4} {'rps':>8} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'err':>5} {'cpu ms/req':>10} "
-        f"{'peak MB':>8} {'bound':>7} {'by':>4} {'effic.':>7} {'base rps':>9} {'ours/base':>9} {'ext':>5}"
+        f"{'C':>4} {'rps [min-max]':>{wide}} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'err':>4} {'shed':>6} "
+        f"{'cpu ms/req':>10} {'peak MB':>7} {'bound':>7} {'by':>3} {'effic. [min-max]':>{wide}} "
+        f"{'base rps':>8} {'ours/base':>9} {'ext':>5}"
     )
     print(header)
     print("-" * len(header))
-    rows = []
-    for concurrency, m in ours.items():
-        lv = m.level
-        bound = bound_rps(concurrency, critical, capacity)
-        by = "cpu" if capacity < concurrency / critical else "lat"
-        eff = efficiency(lv.rps, concurrency, critical, capacity)
-        base = baseline.get(concurrency)
-        base_rps = base.level.rps if base else None
-        ratio = f"{lv.rps / base_rps:9.1f}" if base_rps else f"{'-':>9}"
-        cpu_ms = f"{m.cpu_s_per_request * 1000:10.1f}" if m.cpu_s_per_request else f"{'-':>10}"
-        base_txt = f"{base_rps:9.2f}" if base_rps is not None else f"{'-':>9}"
+    for s in summaries:
+        base_rps = s["baseline_rps"]
+        ratio = f"{s['rps_median'] / base_rps:9.1f}" if base_rps else f"{'-':>9}"
+        cpu_ms = f"{s['cpu_ms_per_request']:10.1f}" if s["cpu_ms_per_request"] else f"{'-':>10}"
+        base_txt = f"{base_rps:8.2f}" if base_rps is not None else f"{'-':>8}"
+        p = {k: f"{s[k]:8.1f}" if s[k] is not None else f"{'-':>8}" for k in ("p50_ms", "p95_ms", "p99_ms")}
         print(
-            f"{concurrency:>4} {lv.rps:8.2f} {lv.p(50):9.1f} {lv.p(95):9.1f} {lv.p(99):9.1f} {lv.errors:>5} "
-            f"{cpu_ms} {m.peak_rss_mb:8.0f} {bound:7.1f} {by:>4} {eff:7.2f} {base_txt} {ratio} "
-            f"{m.outside_cores:5.2f}"
-        )
-        rows.append(
-            result_row(
-                lv,
-                cpu_s_per_request=m.cpu_s_per_request,
-                peak_rss_mb=m.peak_rss_mb,
-                efficiency_value=eff,
-                baseline_rps=base_rps,
-            )
+            f"{s['concurrency']:>4} {cell(s, 'rps', 2, wide)} {p['p50_ms']} {p['p95_ms']} {p['p99_ms']} "
+            f"{s['errors']:>4} {s['shed']:>6} {cpu_ms} {s['peak_rss_mb'] or 0:7.0f} {s['bound_rps']:7.1f} "
+            f"{s['bound_by']:>3} {cell(s, 'efficiency', 2, wide)} {base_txt} {ratio} {s['outside_cores'] or 0:5.2f}"
         )
     print(
-        "bound = min(C / critical path, CPU capacity) rps; by = which of the two binds; effic. = rps/bound;\n"
+        f"medians over {args.repeats} run(s) per level, [min-max] over the runs; latencies and cpu: medians of "
+        "the runs'; err and shed: summed over the runs\n"
+        f"bound = min(min(C, MAX_IN_FLIGHT_REQUESTS={limit}) / critical path, CPU capacity) rps; by = which of "
+        "the two binds; effic. = rps/bound;\nshed = 503 + Retry-After answers above the in-flight limit (by "
+        "design, not errors); err = everything else that was not a good answer;\n"
         "ext = cores busy with processes that are not this benchmark's during the level (a shared machine:\n"
         "anything well above 0 means the gateway did not have the cores the bound assumes)"
     )
-    args.output.write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"wrote {args.output} ({time.monotonic() - t_start:.0f} s in all)")
+    seconds = time.monotonic() - t_start
+    command = "python -m benchmarks.bench" + "".join(f" {a}" for a in args.argv)
+    footer = (
+        f"critical path {critical * 1000:.1f} ms ("
+        f"{args.openai_latency * 1000:.0f} + {args.sagemaker_latency * 1000:.0f} + "
+        + " + ".join(f"{k} {v:.1f}" for k, v in local.items() if v >= 0.05)
+        + f"); CPU capacity for the model work {n_cores} cores / {model_cpu_s * 1000:.1f} ms = {capacity:.0f} rps; "
+        f"RSS {rss_start:.0f} MB after start-up, {gw_hwm:.0f} MB peak; {seconds / 60:.0f} min in all"
+    )
+    print()
+    print(f"markdown (README), `{command}`:\n")
+    print(f"{describe_machine(machine)}\n")
+    print(markdown_table(summaries))
+    print(f"\n{footer}\n")
+    document = {
+        "command": command,
+        "machine": machine,
+        "settings": {
+            "levels": args.levels,
+            "repeats": args.repeats,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "openai_latency_s": args.openai_latency,
+            "sagemaker_latency_s": args.sagemaker_latency,
+            "max_in_flight_requests": limit,
+            "corpus": [str(p) for p in corpus],
+            "questions": len(questions),
+        },
+        "critical_path_ms": round(critical * 1000, 2),
+        "local_stage_medians_ms": {k: round(v, 2) for k, v in local.items()},
+        "model_cpu_ms_per_request": round(model_cpu_s * 1000, 3),
+        "cpu_capacity_rps": round(capacity, 2),
+        "gateway_rss_after_start_mb": round(rss_start, 1),
+        "gateway_peak_rss_mb": round(gw_hwm, 1),
+        "levels": summaries,
+        "runs": runs,
+        "seconds": round(seconds, 1),
+    }
+    args.output.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    print(f"wrote {args.output} ({seconds:.0f} s in all)")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
+    if args.repeats < 1:
+        build_parser().error("--repeats must be at least 1")
     workdir = Path(tempfile.mkdtemp(prefix="rag-bench-"))
     procs = Processes(workdir, cwd=ROOT)
     try:

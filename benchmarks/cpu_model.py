@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import onnxruntime
 from qdrant_client import QdrantClient
 
 from benchmarks.loadgen import load_questions
@@ -102,7 +103,10 @@ def measure(settings: Settings, questions: Sequence[str], requests: int, warmup:
         "cpu_s_per_request": cpu_total / requests,
         "wall_s_per_request": wall_total / requests,
         "stage_cpu_ms_median": {k: round(statistics.median(v) * 1000, 3) for k, v in stage_cpu.items()},
-        "onnx_threads": settings.onnx_threads,
+        "onnx_threads": settings.effective_onnx_threads,
+        "embedding_model": embedder.model_id,
+        "onnxruntime": onnxruntime.__version__,
+        "providers": embedder.providers,
         "collections": collections,
         "cores": os.cpu_count(),
     }

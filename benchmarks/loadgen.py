@@ -6,6 +6,10 @@ Closed loop: ``C`` worker coroutines share one ``httpx.AsyncClient``; each sends
 as its previous answer arrives. The first ``warmup_s`` seconds are not counted; after that, every request
 that *completes* inside the measurement window counts, and requests still in flight when it closes are
 cancelled and not counted.
+
+A 503 with a ``Retry-After`` header is the gateway shedding load above ``MAX_IN_FLIGHT_REQUESTS`` (by design,
+at once, before any work): it is counted as *shed*, not as an error, and the worker waits the Retry-After
+time before its next request, as a well-behaved client would. Any other failure is an error.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ RESULT_KEYS: tuple[str, ...] = (
     "p95_ms",
     "p99_ms",
     "errors",
+    "shed",
     "cpu_s_per_request",
     "peak_rss_mb",
     "efficiency",
@@ -117,14 +122,24 @@ def cpu_capacity_rps(cores: float, cpu_s_per_request: float) -> float:
     return cores / cpu_s_per_request
 
 
-def bound_rps(concurrency: int, critical_path: float, capacity_rps: float) -> float:
-    """The best achievable throughput at ``concurrency``: latency-bound (Little's law) or CPU-bound."""
-    return min(concurrency / critical_path, capacity_rps)
+def admitted(concurrency: int, max_in_flight: int | None = None) -> int:
+    """Requests the gateway serves at once under ``concurrency`` closed-loop clients: it sheds the rest."""
+    return concurrency if max_in_flight is None else min(concurrency, max_in_flight)
 
 
-def efficiency(rps: float, concurrency: int, critical_path: float, capacity_rps: float) -> float:
-    """Achieved over achievable: ``rps / min(C / critical_path_s, cpu_capacity_rps)``."""
-    return rps / bound_rps(concurrency, critical_path, capacity_rps)
+def bound_rps(
+    concurrency: int, critical_path: float, capacity_rps: float, max_in_flight: int | None = None
+) -> float:
+    """The best achievable throughput at ``concurrency``: latency-bound (Little's law, over the requests the
+    gateway admits at once) or CPU-bound."""
+    return min(admitted(concurrency, max_in_flight) / critical_path, capacity_rps)
+
+
+def efficiency(
+    rps: float, concurrency: int, critical_path: float, capacity_rps: float, max_in_flight: int | None = None
+) -> float:
+    """Achieved over achievable: ``rps / min(min(C, max in flight) / critical_path_s, cpu_capacity_rps)``."""
+    return rps / bound_rps(concurrency, critical_path, capacity_rps, max_in_flight)
 
 
 # --- one level of closed-loop load ------------------------------------------------------------------------
@@ -136,6 +151,8 @@ class LevelResult:
     window_s: float
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
+    #: 503 + Retry-After answers: load shed above the gateway's in-flight limit (not errors).
+    shed: int = 0
     #: Good answers the gateway marked ``degraded`` (a step skipped under a fault or a deadline).
     degraded: int = 0
     error_kinds: Counter[str] = field(default_factory=Counter)
@@ -178,6 +195,19 @@ def validate_rag_response(response: HttpAnswer) -> str | None:
     return None
 
 
+def shed_delay(response: httpx.Response, cap_s: float = 5.0) -> float | None:
+    """Seconds to wait when ``response`` is the gateway shedding load (503 with Retry-After), else None."""
+    if response.status_code != 503:
+        return None
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return min(max(float(value), 0.0), cap_s)
+    except ValueError:  # an HTTP date: wait a second
+        return 1.0
+
+
 def _body_facts(response: httpx.Response) -> tuple[dict[str, float] | None, bool]:
     """(``timings_ms``, whether the gateway marked the answer as degraded) of a good answer."""
     try:
@@ -191,7 +221,7 @@ def _body_facts(response: httpx.Response) -> tuple[dict[str, float] | None, bool
 
 
 async def run_level(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | Sequence[httpx.AsyncClient],
     questions: Sequence[str],
     concurrency: int,
     duration_s: float,
@@ -207,6 +237,7 @@ async def run_level(
     """Closed-loop load: ``concurrency`` workers for ``warmup_s + duration_s`` seconds; see the module doc.
 
     ``on_window_start``/``on_window_end`` run at the window's edges (e.g. to read the server's CPU time).
+    Several clients: worker ``i`` uses client ``i mod n`` (see ``clients_for``).
     """
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
@@ -219,22 +250,32 @@ async def run_level(
     def counted(finished: float) -> bool:
         return len(window) >= 1 and finished >= window[0] and (len(window) < 2 or finished <= window[1])
 
-    async def worker() -> None:
+    clients = [client] if isinstance(client, httpx.AsyncClient) else list(client)
+    if not clients:
+        raise ValueError("no client")
+
+    async def worker(client: httpx.AsyncClient) -> None:
         while True:
             payload: dict[str, Any] = {"query": next_question()}
             if k is not None:
                 payload["k"] = k
             started = time.perf_counter()
             reason: str | None
-            timings, degraded = None, False
+            timings, degraded, shed = None, False, None
             try:
                 response = await client.post(path, json=payload)
-                reason = validate(response)
-                if reason is None:
+                shed = shed_delay(response)
+                reason = validate(response) if shed is None else None
+                if reason is None and shed is None:
                     timings, degraded = _body_facts(response)
             except httpx.HTTPError as exc:
                 reason = type(exc).__name__
             finished = time.perf_counter()
+            if shed is not None:
+                if counted(finished):
+                    result.shed += 1
+                await asyncio.sleep(max(shed, error_backoff_s))
+                continue
             if counted(finished):
                 if reason is None:
                     result.latencies_ms.append((finished - started) * 1000)
@@ -247,7 +288,10 @@ async def run_level(
             if reason is not None:
                 await asyncio.sleep(error_backoff_s)  # a dead server must not turn this into a busy loop
 
-    tasks = [asyncio.create_task(worker(), name=f"load-worker-{i}") for i in range(concurrency)]
+    tasks = [
+        asyncio.create_task(worker(clients[i % len(clients)]), name=f"load-worker-{i}")
+        for i in range(concurrency)
+    ]
     try:
         if warmup_s > 0:
             await asyncio.sleep(warmup_s)
@@ -264,6 +308,21 @@ async def run_level(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return result
+
+
+#: Connections per client of the load generator. httpx's pool does work per request that grows with the
+#: requests it holds: one client of 256 connections took a whole core to send 25 rps, 8 of 32 do not.
+CONNECTIONS_PER_CLIENT = 32
+
+
+def clients_for(concurrency: int, per_client: int = CONNECTIONS_PER_CLIENT) -> list[int]:
+    """The connections of each client of the load generator at ``concurrency``: as few clients as hold at
+    most ``per_client`` each, evenly filled, the larger first: exactly the workers ``run_level`` gives each
+    (worker ``i`` uses client ``i mod n``)."""
+    if concurrency < 1 or per_client < 1:
+        raise ValueError("concurrency and per_client must be >= 1")
+    n = -(-concurrency // per_client)
+    return [concurrency // n + (1 if j < concurrency % n else 0) for j in range(n)]
 
 
 def result_row(
@@ -288,11 +347,92 @@ def result_row(
         "p95_ms": num(level.p(95), 1),
         "p99_ms": num(level.p(99), 1),
         "errors": level.errors,
+        "shed": level.shed,
         "cpu_s_per_request": num(cpu_s_per_request, 5),
         "peak_rss_mb": num(peak_rss_mb, 1),
         "efficiency": num(efficiency_value, 3),
         "baseline_rps": num(baseline_rps, 3),
     }
+
+
+# --- repeated runs of one level ------------------------------------------------------------------------------
+def spread(values: Iterable[float | None]) -> tuple[float | None, float | None, float | None]:
+    """(median, min, max) of the values that are numbers (None, NaN and inf are left out); Nones if none."""
+    numbers = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not numbers:
+        return None, None, None
+    return statistics.median(numbers), min(numbers), max(numbers)
+
+
+def summarize_runs(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One concurrency level over its repeated runs (rows of ``result_row``): median and spread (min-max) of
+    rps and efficiency, medians of the latency percentiles and of the CPU per request, the largest peak RSS,
+    errors and shed requests summed over the runs."""
+    if not rows:
+        raise ValueError("no runs to summarize")
+    levels = {row["concurrency"] for row in rows}
+    if len(levels) != 1:
+        raise ValueError(f"runs of different levels: {sorted(levels)}")
+
+    def median(key: str) -> float | None:
+        return spread(row.get(key) for row in rows)[0]
+
+    rps = spread(row.get("rps") for row in rows)
+    eff = spread(row.get("efficiency") for row in rows)
+    cpu = median("cpu_s_per_request")
+    peaks = [row["peak_rss_mb"] for row in rows if row.get("peak_rss_mb") is not None]
+    return {
+        "concurrency": rows[0]["concurrency"],
+        "runs": len(rows),
+        "rps_median": rps[0],
+        "rps_min": rps[1],
+        "rps_max": rps[2],
+        "efficiency_median": eff[0],
+        "efficiency_min": eff[1],
+        "efficiency_max": eff[2],
+        "p50_ms": median("p50_ms"),
+        "p95_ms": median("p95_ms"),
+        "p99_ms": median("p99_ms"),
+        "errors": sum(int(row.get("errors") or 0) for row in rows),
+        "shed": sum(int(row.get("shed") or 0) for row in rows),
+        "cpu_ms_per_request": None if cpu is None else cpu * 1000,
+        "peak_rss_mb": max(peaks) if peaks else None,
+        "baseline_rps": median("baseline_rps"),
+    }
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _range(summary: Mapping[str, Any], key: str, digits: int) -> str:
+    low, high = summary.get(f"{key}_min"), summary.get(f"{key}_max")
+    median = _fmt(summary.get(f"{key}_median"), digits)
+    if low is None or high is None or summary.get("runs", 1) < 2:
+        return median
+    return f"{median} ({_fmt(low, digits)}–{_fmt(high, digits)})"
+
+
+def markdown_table(summaries: Sequence[Mapping[str, Any]]) -> str:
+    """The per-level summaries as a markdown table for the README: medians, (min–max) over the runs.
+
+    Reads ``bound_rps`` and ``bound_by`` from each summary when present (the bench adds them)."""
+    lines = [
+        "| C | rps | p50 ms | p95 ms | p99 ms | errors | shed | CPU ms/req | peak MB | bound | by | "
+        "efficiency | baseline rps | ours/baseline |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: |",
+    ]
+    for s in summaries:
+        base, rps = s.get("baseline_rps"), s.get("rps_median")
+        ratio = f"{rps / base:.1f}" if base and rps is not None else "–"
+        lines.append(
+            f"| {s['concurrency']} | {_range(s, 'rps', 2)} | {_fmt(s.get('p50_ms'), 0)} | "
+            f"{_fmt(s.get('p95_ms'), 0)} | {_fmt(s.get('p99_ms'), 0)} | {s.get('errors', 0)} | "
+            f"{s.get('shed', 0)} | {_fmt(s.get('cpu_ms_per_request'), 1)} | {_fmt(s.get('peak_rss_mb'), 0)} | "
+            f"{_fmt(s.get('bound_rps'), 1)} | {s.get('bound_by', '–')} | {_range(s, 'efficiency', 2)} | "
+            f"{_fmt(base, 2)} | {ratio} |"
+        )
+    return "\n".join(lines)
 
 
 # --- the server process, read from /proc ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from rag_gateway.api.middleware.access import AccessMiddleware
 from rag_gateway.api.middleware.admission import AdmissionMiddleware, InFlight
 from rag_gateway.api.middleware.auth import ApiKeyMiddleware
 from rag_gateway.api.middleware.request_id import RequestIdMiddleware
+from rag_gateway.api.openapi import install_docs, install_openapi
 from rag_gateway.api.routes.health import router as health_router
 from rag_gateway.api.routes.openai import router as openai_router
 from rag_gateway.api.routes.rag import router
@@ -42,12 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Retrieval-augmented generation behind one HTTP call.",
         lifespan=lifespan,
+        docs_url=None,  # served from packaged assets instead of a CDN (api/openapi.py)
+        redoc_url=None,
     )
     app.state.metrics = metrics
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(openai_router)
     app.include_router(health_router)
+    install_docs(app)
+    install_openapi(app, resolved)
     # Starlette runs the last-added middleware first: request id, access log, CORS, auth, admission.
     app.add_middleware(
         AdmissionMiddleware,

@@ -217,10 +217,10 @@ class Settings(EnvSettings):
     )
     embedding_tokenizer_dir: Path = Field(
         Path("models/all-MiniLM-L6-v2"),
-        description="Tokenizer files of the offline model, and its int8-vnni build (filled by `make install`).",
+        description="Tokenizer files of the offline model and its int8-vnni build (`make install` fills it).",
     )
     embedding_model_variant: EmbeddingVariant = Field(
-        "int8",
+        "int8-vnni",
         description="Offline model: `int8` (int8 weights run as fp32 products) or `int8-vnni` (the same "
         "weights as integer products, about half the CPU); changing it needs a rebuilt index.",
     )
@@ -273,7 +273,8 @@ class Settings(EnvSettings):
     def embedding_model_name(self) -> str:
         """The model the vectors come from, as an index records it: the model id, plus the build of the
         offline model when it is not the package's own file."""
-        if self.text_embedding_model_id != OFFLINE_EMBEDDING_MODEL_ID or self.embedding_model_variant == "int8":
+        offline = self.text_embedding_model_id == OFFLINE_EMBEDDING_MODEL_ID
+        if not offline or self.embedding_model_variant == "int8":
             return self.text_embedding_model_id
         return f"{OFFLINE_EMBEDDING_MODEL_ID}-vnni"  # local/all-MiniLM-L6-v2-int8-vnni
 

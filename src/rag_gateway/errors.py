@@ -22,14 +22,32 @@ import orjson
 _DELTA_SECONDS = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)")
 
 
-def error_body(error_type: str, message: str, request_id: str) -> dict[str, Any]:
-    """The body of every error answer: ``{"error": {"type", "message"}, "request_id"}``."""
-    return {"error": {"type": error_type, "message": message}, "request_id": request_id}
+def error_body(
+    error_type: str,
+    message: str,
+    request_id: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    openai_shape: bool = False,
+) -> dict[str, Any]:
+    """The body of every error answer: ``{"error": {"type", "message"}, "request_id"}``.
+
+    ``param`` names the request field at fault, when there is one. ``openai_shape`` (the ``/v1`` routes)
+    always carries OpenAI's four fields, ``{"message", "type", "param", "code"}``, nulls included, which
+    is what OpenAI's SDKs read.
+    """
+    error: dict[str, Any] = {"type": error_type, "message": message}
+    if openai_shape:
+        error |= {"param": param, "code": code}
+    elif param is not None:
+        error["param"] = param
+    return {"error": error, "request_id": request_id}
 
 
-def error_json(error_type: str, message: str, request_id: str) -> bytes:
+def error_json(error_type: str, message: str, request_id: str, *, openai_shape: bool = False) -> bytes:
     """`error_body` serialised as JSON bytes (for raw ASGI responses)."""
-    return orjson.dumps(error_body(error_type, message, request_id))
+    return orjson.dumps(error_body(error_type, message, request_id, openai_shape=openai_shape))
 
 
 def parse_retry_after(raw: str | None, *, now: datetime | None = None) -> float | None:
@@ -86,12 +104,42 @@ class GatewayError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
+        #: The request field at fault (client errors), and a machine-readable code (OpenAI's ``code``).
+        self.param: str | None = None
+        self.code: str | None = None
         self.upstream = upstream
         self.retry_after = retry_after
         #: Safe to try again: the upstream did not (or could not have) done the work.
         self.retryable = retryable
         #: Whether the upstream's circuit breaker should count it (a rejected bad request does not).
         self.counts_as_upstream_failure = counts_as_upstream_failure
+
+
+class InvalidParameterError(GatewayError):
+    """A request parameter the gateway cannot honour (400, naming it): never a silent 200 without it."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str, code: str = "unsupported_parameter") -> None:
+        super().__init__(message, counts_as_upstream_failure=False)
+        self.param = param
+        self.code = code
+
+
+class ModelNotFoundError(GatewayError):
+    """The OpenAI face was asked for a model it does not serve (404, as vLLM and OpenAI answer)."""
+
+    status_code = 404
+    error_type = "invalid_request_error"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"The model `{model[:100]}` does not exist; this gateway serves the models /v1/models lists.",
+            counts_as_upstream_failure=False,
+        )
+        self.param = "model"
+        self.code = "model_not_found"
 
 
 class UpstreamBadResponseError(GatewayError):

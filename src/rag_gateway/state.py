@@ -31,7 +31,9 @@ from rag_gateway.rag.retrieval.reranking import build_reranker
 from rag_gateway.rag.retrieval.schema import IndexSchema, index_schema
 from rag_gateway.rag.retrieval.sparse import SparseEncoder
 from rag_gateway.rag.retrieval.stores import StoreUnavailableError, VectorStore, open_vector_store
+from rag_gateway.rag.tokens import TokenCounter
 from rag_gateway.rag.understanding import QueryUnderstanding
+from rag_gateway.rag.understanding.conversation import ConversationRewriter
 from rag_gateway.rag.understanding.expansion import QueryExpander
 from rag_gateway.rag.understanding.self_query import SelfQuery
 from rag_gateway.resilience import CircuitBreaker, RetryPolicy, UpstreamGuard
@@ -117,6 +119,14 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
             ),
             settings.query_understanding_timeout_s,
             UnderstandingCache(settings.query_cache_size, settings.query_cache_ttl_s),
+            ConversationRewriter(
+                openai_client,
+                guards["openai"],
+                settings.openai_model_id,
+                max_chars=settings.max_query_chars,
+                cache_size=settings.query_cache_size,
+                cache_ttl_s=settings.query_cache_ttl_s,
+            ),
         )
         pipeline = RagPipeline(
             understanding=understanding,
@@ -136,6 +146,8 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
                 per_document=settings.sources_per_document,
             ),
             sparse=SparseEncoder(schema.bm25),
+            tokens=TokenCounter(settings.embedding_tokenizer_dir / "tokenizer.json"),
+            history_tokens=settings.chat_history_tokens,
         )
         logger.info(
             "services ready: embedder=%s reranker=%s store=%s",

@@ -40,12 +40,19 @@ QdrantTarget = Literal[
     "qdrant_scroll",
 ]
 Target = Literal[
-    "self_query", "expansion", "generate", "chat", "invocations", "invocations_stream", QdrantTarget
+    "self_query",
+    "expansion",
+    "rewrite",
+    "generate",
+    "chat",
+    "invocations",
+    "invocations_stream",
+    QdrantTarget,
 ]
 FaultKind = Literal["latency", "status", "hang", "malformed", "truncated", "drop", "content", "break"]
 
 #: The targets of the OpenAI emulator; ``chat`` means "any chat call".
-CHAT_TARGETS: frozenset[str] = frozenset({"self_query", "expansion", "generate", "chat"})
+CHAT_TARGETS: frozenset[str] = frozenset({"self_query", "expansion", "rewrite", "generate", "chat"})
 #: The targets of the SageMaker emulator: ``invocations`` (InvokeEndpoint) and ``invocations_stream``
 #: (InvokeEndpointWithResponseStream).
 INVOCATION_TARGETS: frozenset[str] = frozenset({"invocations", "invocations_stream"})

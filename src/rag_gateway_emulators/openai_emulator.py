@@ -1,9 +1,11 @@
 """An OpenAI Chat Completions emulator that the real ``openai`` SDK talks to unmodified.
 
-It answers the gateway's two structured-output calls: self-query (``{"author": ...}``) and query
-expansion (``{"queries": [...]}``), picked by the JSON schema's name, and plain chat calls (``generate``:
-the gateway's OpenAI-compatible generator) with the grounded answer ``fake_llm`` gives for the RAG prompt
-in the last user message. Errors use OpenAI's real shape, ``{"error": {"message", "type", "param",
+It answers the gateway's three structured-output calls: self-query (``{"author": ...}``), query
+expansion (``{"queries": [...]}``) and the rewrite of a chat's follow-up (``{"question": ...}``, pronouns
+resolved from the conversation in the user message), picked by the JSON schema's name, and plain chat
+calls (``generate``: the gateway's OpenAI-compatible generator) with the grounded answer ``fake_llm`` gives
+for the RAG prompt in the last user message (a JSON instance of ``response_format``'s schema when it asks
+for JSON). Errors use OpenAI's real shape, ``{"error": {"message", "type", "param",
 "code"}}``, with ``retry-after`` headers where OpenAI sends them. ``stream: true`` answers
 ``text/event-stream``: ``data: {chat.completion.chunk}`` lines, word by word, then ``data: [DONE]``.
 """
@@ -26,6 +28,7 @@ from rag_gateway_emulators.state import STATE, EmulatorState, RequestRecord
 
 SELF_QUERY_SCHEMA = "self_query"
 EXPANSION_SCHEMA = "query_expansion"
+REWRITE_SCHEMA = "standalone_question"
 #: Largest request body accepted (aiohttp's default, 1 MiB, is smaller than a long chat request can be).
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
@@ -89,14 +92,17 @@ def _fault_error(fault: Fault) -> web.Response:
 
 
 _ASKS_FOR_VERSIONS = re.compile(r"\bgenerate\s+\d+\b", re.IGNORECASE)
+_RAG_PROMPT = re.compile(r"^User query:", re.MULTILINE)
+_RAG_CONTEXT = re.compile(r"^Context:", re.MULTILINE)
 
 
 def classify(payload: Mapping[str, Any]) -> str:
-    """``self_query``, ``expansion`` or ``generate`` (a plain chat call).
+    """``self_query``, ``expansion``, ``rewrite`` or ``generate`` (a plain chat call).
 
-    By the JSON schema's name; else a system prompt mentioning extraction is a self-query. A request that
-    still asks for JSON (another ``response_format``), or whose system prompt asks to "generate N"
-    versions, is an expansion, as before; anything else is a plain chat call answered in prose.
+    By the JSON schema's name; else a system prompt mentioning extraction is a self-query, one asking for
+    a standalone question a rewrite. A RAG prompt (``User query:`` and ``Context:`` lines) is a
+    generation, whatever format it asks for. A request that still asks for JSON, or whose system prompt
+    asks to "generate N" versions, is an expansion, as before; anything else is a plain chat call.
     """
     response_format = payload.get("response_format")
     wants_json = False
@@ -107,10 +113,17 @@ def classify(payload: Mapping[str, Any]) -> str:
             return "self_query"
         if name == EXPANSION_SCHEMA:
             return "expansion"
+        if name == REWRITE_SCHEMA:
+            return "rewrite"
         wants_json = response_format.get("type") in {"json_schema", "json_object"}
-    system = " ".join(_texts(payload, "system"))
-    if "extract" in system.lower():
+    system = " ".join(_texts(payload, "system")).lower()
+    if "extract" in system:
         return "self_query"
+    if "standalone" in system:
+        return "rewrite"
+    users = _texts(payload, "user")
+    if users and _RAG_PROMPT.search(users[-1]) and _RAG_CONTEXT.search(users[-1]):
+        return "generate"
     if wants_json or _ASKS_FOR_VERSIONS.search(system):
         return "expansion"
     return "generate"
@@ -150,9 +163,37 @@ def _answer(target: str, payload: Mapping[str, Any]) -> tuple[str, str]:
     users = _texts(payload, "user")
     prompt = users[-1] if users else ""
     generation = fake_llm.generate_stream(
-        fake_llm.TGIRequest(inputs=prompt, max_new_tokens=_max_tokens(payload), return_full_text=False)
+        fake_llm.TGIRequest(
+            inputs=prompt,
+            max_new_tokens=_max_tokens(payload),
+            return_full_text=False,
+            stop=_stop(payload),
+            json_schema=_json_schema(payload),
+        )
     )
-    return generation.generated_text, "length" if generation.finish_reason == "length" else "stop"
+    text = generation.generated_text
+    if generation.finish_reason == "stop_sequence":  # OpenAI leaves the stop sequence out
+        text = next((text[: -len(s)] for s in _stop(payload) if s and text.endswith(s)), text)
+    return text, "length" if generation.finish_reason == "length" else "stop"
+
+
+def _stop(payload: Mapping[str, Any]) -> tuple[str, ...]:
+    stop = payload.get("stop")
+    if isinstance(stop, str):
+        return (stop,)
+    return tuple(s for s in stop if isinstance(s, str)) if isinstance(stop, list) else ()
+
+
+def _json_schema(payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The schema a generation's ``response_format`` asks for (any object for ``json_object``)."""
+    response_format = payload.get("response_format")
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_object":
+        return {"type": "object", "properties": {}}
+    spec = response_format.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return schema if response_format.get("type") == "json_schema" and isinstance(schema, dict) else None
 
 
 def answer_content(target: str, payload: Mapping[str, Any]) -> str:
@@ -166,6 +207,9 @@ def answer_content(target: str, payload: Mapping[str, Any]) -> str:
     question = users[-1] if users else ""
     if target == "self_query":
         return json.dumps({"author": fake_llm.find_person_name(question)})
+    if target == "rewrite":
+        history, follow_up = fake_llm.parse_transcript(question)
+        return json.dumps({"question": fake_llm.rewrite_follow_up(history, follow_up)})
     schema = None
     response_format = payload.get("response_format")
     if isinstance(response_format, dict) and isinstance(response_format.get("json_schema"), dict):

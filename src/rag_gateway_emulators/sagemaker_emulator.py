@@ -205,9 +205,12 @@ async def invocations(request: web.Request) -> web.StreamResponse:
     except fake_llm.TGIValidationError as exc:
         response = model_error(admitted.endpoint, admitted.region, 422, exc.body())
     else:
-        generated = fake_llm.generate(tgi_request)
+        generation = fake_llm.generate_stream(tgi_request)
+        answer: dict[str, Any] = {"generated_text": generation.generated_text}
+        if tgi_request.details:
+            answer["details"] = fake_llm.details(tgi_request, generation)
         response = web.json_response(
-            [{"generated_text": generated}],
+            [answer],
             headers={"x-Amzn-Invoked-Production-Variant": VARIANT, "x-amzn-RequestId": _request_id()},
         )
     return await wire.deliver(request, admitted.state, admitted.record, fault, response)
@@ -241,20 +244,23 @@ def _token_line(
     return b"data:" + json.dumps(event).encode("utf-8") + b"\n\n"
 
 
-def tgi_stream_lines(generation: fake_llm.Generation) -> list[bytes]:
-    """TGI's SSE lines for ``generation``, one per token, the last one closing the generation.
+def tgi_stream_lines(
+    generation: fake_llm.Generation, request: fake_llm.TGIRequest | None = None
+) -> list[bytes]:
+    """TGI's SSE lines for ``generation``, one per token, the last one closing the generation with
+    ``details`` (finish reason, generated tokens, seed, and the prompt's ``input_length``, as TGI 2 sends).
 
     An empty generation still ends with a line: the special end-of-sequence token.
     """
     tokens, special = (generation.tokens, False) if generation.tokens else (["</s>"], True)
-    final = {
-        "generated_text": generation.generated_text,
-        "details": {
-            "finish_reason": generation.finish_reason,
-            "generated_tokens": len(tokens),
-            "seed": None,
-        },
+    details: dict[str, Any] = {
+        "finish_reason": generation.finish_reason,
+        "generated_tokens": len(tokens),
+        "seed": request.seed if request is not None else None,
     }
+    if request is not None:
+        details["input_length"] = len(fake_llm.prompt_tokens(request.inputs))
+    final = {"generated_text": generation.generated_text, "details": details}
     last = len(tokens) - 1
     return [
         _token_line(i, text, special=special, final=final if i == last else None)
@@ -315,7 +321,7 @@ async def invocations_stream(request: web.Request) -> web.StreamResponse:
         generation = fake_llm.Generation(fake_llm.split_tokens(fault.body), fault.body, "eos_token")
     else:
         generation = fake_llm.generate_stream(tgi_request)
-    lines = tgi_stream_lines(generation)
+    lines = tgi_stream_lines(generation, tgi_request)
     token_seconds = state.plan.token_seconds(fault)
 
     response = web.StreamResponse(

@@ -1,4 +1,8 @@
-"""Render every expected failure as ``{"error": {"type", "message"}, "request_id"}``."""
+"""Render every expected failure as ``{"error": {"type", "message"}, "request_id"}``.
+
+On the OpenAI-compatible routes (``/v1/...``) the error object has OpenAI's four fields, ``message``,
+``type``, ``param`` (the request field at fault, or null) and ``code``, and still the ``request_id``.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,34 @@ from rag_gateway.errors import GatewayError, error_body, retry_after_header
 logger = logging.getLogger("rag_gateway.api")
 
 
+OPENAI_PREFIX = "/v1/"
+
+
 def error_response(
-    status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    error_type: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    request: Request | None = None,
+    param: str | None = None,
+    code: str | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
-        error_body(error_type, message, current_request_id()), status_code=status, headers=headers
+    openai_shape = request is not None and request.url.path.startswith(OPENAI_PREFIX)
+    body = error_body(
+        error_type, message, current_request_id(), param=param, code=code, openai_shape=openai_shape
     )
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def param_name(location: Any) -> str | None:
+    """A validation error's location as OpenAI names parameters: ``messages[2].content``."""
+    name = ""
+    for part in location or ():
+        if part in ("body", "header", "query"):
+            continue
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or None
 
 
 def describe_validation_errors(errors: Any) -> str:
@@ -36,11 +62,20 @@ def describe_validation_errors(errors: Any) -> str:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, "invalid_request", describe_validation_errors(exc.errors()))
+    errors = exc.errors()
+    param = param_name(errors[0].get("loc")) if errors else None
+    return error_response(
+        422, "invalid_request", describe_validation_errors(errors), request=request, param=param
+    )
 
 
 async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
+    if exc.status_code < 500 and exc.upstream is None:  # the request itself was refused (bad parameter)
+        logger.info("refused: %s (param %s)", exc.code or exc.error_type, exc.param)
+        return error_response(
+            exc.status_code, exc.error_type, exc.message, request=request, param=exc.param, code=exc.code
+        )
     logger.warning(
         "upstream failure: %s (%s)",
         exc.error_type,
@@ -51,7 +86,15 @@ async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
         },
     )
     headers = {"Retry-After": retry_after_header(exc.retry_after)} if exc.retry_after else None
-    return error_response(exc.status_code, exc.error_type, exc.message, headers)
+    return error_response(
+        exc.status_code,
+        exc.error_type,
+        exc.message,
+        headers,
+        request=request,
+        param=exc.param,
+        code=exc.code,
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -64,7 +107,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     }.get(exc.status_code, "http_error")
     # FastAPI's 400 means the body could not be decoded at all (e.g. bytes that are not UTF-8)
     message = "the body could not be decoded as UTF-8 JSON" if exc.status_code == 400 else str(exc.detail)
-    return error_response(exc.status_code, error_type, message, dict(exc.headers or {}))
+    return error_response(exc.status_code, error_type, message, dict(exc.headers or {}), request=request)
 
 
 def install_error_handlers(app: FastAPI) -> None:

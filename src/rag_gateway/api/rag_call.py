@@ -10,6 +10,11 @@ from fastapi.exceptions import RequestValidationError
 
 from rag_gateway.config import Settings
 
+TIMEOUT_HEADER_DESCRIPTION = (
+    "Seconds (a positive number) this request may take end to end; lowers REQUEST_TIMEOUT_S, never "
+    "raises it. Past it: 504."
+)
+
 
 def invalid(field: tuple[str | int, ...], message: str) -> RequestValidationError:
     """A 422 naming the field, in the same shape as the schema's own validation errors."""
@@ -34,7 +39,7 @@ def begin_rag_call(
     query: str,
     k: int | None,
     settings: Settings,
-    timeout_header: str | None,
+    timeout_header: float | str | None,
     query_loc: tuple[str | int, ...] = ("body", "query"),
 ) -> RagCall:
     """Check what the schema cannot (MAX_QUERY_CHARS is a setting; X-Request-Timeout), then start the clock.
@@ -47,8 +52,12 @@ def begin_rag_call(
     return RagCall(query, k or settings.default_top_k, timeout_s, time.monotonic())
 
 
-def request_timeout_s(header: str | None, settings_timeout_s: float) -> float:
-    """The client's X-Request-Timeout when it asks for less than the configured deadline; never more."""
+def request_timeout_s(header: float | str | None, settings_timeout_s: float) -> float:
+    """The client's X-Request-Timeout when it asks for less than the configured deadline; never more.
+
+    The routes declare the header as a positive finite number, so FastAPI refuses anything else first;
+    a string is still checked here for callers that pass the raw header.
+    """
     if header is None:
         return settings_timeout_s
     try:

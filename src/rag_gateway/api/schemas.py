@@ -4,11 +4,86 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    field_validator,
+)
 
 from rag_gateway.rag.pipeline import RankedSource
+
+#: The rule a question's text follows, as a JSON-schema pattern (ECMA and Python regex alike): no control
+#: characters except tab, newline and carriage return, and at least one character that is not whitespace.
+QUERY_PATTERN = (
+    r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+)
+QUERY_RULE = (
+    "At least one non-whitespace character, at most MAX_QUERY_CHARS (default 2000) once trimmed, and no "
+    "control characters other than tab, newline and carriage return."
+)
+#: Placeholder for MAX_QUERY_CHARS in the schemas; the app's OpenAPI document carries the configured value.
+DEFAULT_MAX_QUERY_CHARS = 2000
+QUERY_TEXT_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": DEFAULT_MAX_QUERY_CHARS,
+    "pattern": QUERY_PATTERN,
+    "description": QUERY_RULE,
+}
+#: ``stop``: what the schema promises (at most TGI's 4 non-empty sequences); more is a 400 naming ``stop``.
+STOP_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 4},
+        {"type": "null"},
+    ],
+    "description": "Up to 4 sequences that end the answer (not included in it). More than 4: 400.",
+}
+Stop = Annotated[str | list[StrictStr] | None, WithJsonSchema(STOP_SCHEMA)]
+MaxTokens = Annotated[
+    StrictInt | None,
+    Field(ge=1, description="Most tokens to generate; above MAX_NEW_TOKENS_LIMIT it is lowered to it."),
+]
+Temperature = Annotated[
+    StrictFloat | None,
+    Field(
+        ge=0, le=2, description="Sampling temperature; 0 = greedy decoding. Default TEMPERATURE_INFERENCE."
+    ),
+]
+TopP = Annotated[
+    StrictFloat | None,
+    Field(gt=0, le=1, description="Nucleus sampling; 1 = off. Default TOP_P_INFERENCE."),
+]
+Seed = Annotated[
+    StrictInt | None,
+    Field(
+        ge=-(2**63),
+        le=2**64 - 1,
+        description="Sampling seed, for repeatable answers (negative values are taken modulo 2^64).",
+    ),
+]
+FinishReason = Literal["stop", "length"]
+
+#: TGI's (and OpenAI's) finish reasons, in OpenAI's vocabulary.
+FINISH_REASONS: dict[str, FinishReason] = {
+    "eos_token": "stop",
+    "stop_sequence": "stop",
+    "length": "length",
+    "stop": "stop",
+}
+
+
+def finish_reason(reason: str | None) -> FinishReason:
+    """``length`` when the token limit cut the answer, ``stop`` otherwise."""
+    return FINISH_REASONS.get(reason or "stop", "stop")
 
 
 class RagRequest(BaseModel):
@@ -22,14 +97,28 @@ class RagRequest(BaseModel):
         },
     )
 
-    query: StrictStr = Field(min_length=1, description="The question; at most MAX_QUERY_CHARS characters.")
-    k: StrictInt | None = Field(None, ge=1, le=20, description="Sources to keep after reranking.")
+    query: Annotated[StrictStr, WithJsonSchema(QUERY_TEXT_SCHEMA)] = Field(
+        min_length=1, description=f"The question. {QUERY_RULE}"
+    )
+    k: StrictInt | None = Field(
+        None, ge=1, le=20, description="Sources (documents) to keep after reranking; default DEFAULT_TOP_K."
+    )
     stream: StrictBool = Field(
         False, description="Answer with server-sent events (also chosen by Accept: text/event-stream)."
     )
     debug: StrictBool = Field(
         False, description="Add a retrieval trace: how each source and runner-up was ranked, and why."
     )
+    citations: StrictBool | None = Field(
+        None,
+        description="Append the numbered sources to the answer (`Sources:` `[1] Title — link`); default "
+        "APPEND_CITATIONS.",
+    )
+    max_tokens: MaxTokens = None
+    temperature: Temperature = None
+    top_p: TopP = None
+    stop: Stop = None
+    seed: Seed = None
 
     @field_validator("query")
     @classmethod
@@ -122,16 +211,38 @@ class RagResponse(BaseModel):
     timings_ms: dict[str, float] = Field(description="Wall-clock milliseconds per pipeline stage.")
     degraded: list[str] = Field(
         default_factory=list,
-        description="Optional steps that failed and were skipped: self_query, expand, resolve_author, "
-        "search:<collection>, rerank. Empty when the answer is complete.",
+        description="Optional steps that failed and were skipped: rewrite, self_query, expand, "
+        "resolve_author, search:<collection>, rerank. Empty when the answer is complete.",
     )
     request_id: str
+    finish_reason: FinishReason = Field(
+        "stop", description="`length` when the token limit cut the answer, else `stop`."
+    )
+    usage: Usage | None = Field(None, description="Tokens of the generation.")
     trace: RetrievalTrace | None = Field(None, description="With `debug: true` only.")
+
+
+class Usage(BaseModel):
+    """Tokens of the generation: ``prompt_tokens + completion_tokens == total_tokens``."""
+
+    prompt_tokens: int = Field(
+        ge=0, description="The prompt's tokens: the LLM's own count where it gives one, else the gateway's."
+    )
+    completion_tokens: int = Field(
+        ge=0, description="Tokens the LLM generated (appended citations excluded)."
+    )
+    total_tokens: int = Field(ge=0)
+
+
+def usage(prompt_tokens: int | None, completion_tokens: int | None) -> Usage:
+    prompt, completion = prompt_tokens or 0, completion_tokens or 0
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
 class ErrorDetail(BaseModel):
     type: str = Field(examples=["upstream_timeout"])
     message: str = Field(examples=["the LLM endpoint timed out"])
+    param: str | None = Field(None, description="The request parameter at fault, when there is one.")
 
 
 class ErrorResponse(BaseModel):
@@ -155,12 +266,30 @@ def source_models(sources: Sequence[RankedSource]) -> list[Source]:
     ]
 
 
+#: The statuses only API-key auth adds (API_KEYS_SHA256 set).
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Auth is on and no valid `Authorization: Bearer` key."},
+    429: {
+        "model": ErrorResponse,
+        "description": "Auth is on and this key is over its rate limit; Retry-After says when to retry.",
+    },
+}
+
 #: The error statuses the answering routes return, for OpenAPI.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "The body could not be decoded (e.g. not UTF-8)."},
+    400: {
+        "model": ErrorResponse,
+        "description": "The body could not be decoded (e.g. not UTF-8), or a parameter cannot be honoured "
+        "(e.g. more than 4 `stop` sequences); `param` names it.",
+    },
+    **AUTH_RESPONSES,
     413: {"model": ErrorResponse, "description": "The request body is larger than MAX_BODY_BYTES."},
     415: {"model": ErrorResponse, "description": "The request body is not application/json."},
-    422: {"model": ErrorResponse, "description": "Invalid request (nothing upstream was called)."},
+    422: {
+        "model": ErrorResponse,
+        "description": "Invalid request (nothing upstream was called): a field out of its range, a blank "
+        "or too long question, control characters, a bad X-Request-Timeout.",
+    },
     502: {"model": ErrorResponse, "description": "An upstream answered with an error or an unusable body."},
     503: {
         "model": ErrorResponse,

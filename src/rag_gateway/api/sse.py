@@ -14,8 +14,9 @@ from typing import Any
 
 import orjson
 from fastapi.sse import format_sse_event
+from pydantic import BaseModel, Field
 
-from rag_gateway.api.schemas import RetrievalTrace, Source
+from rag_gateway.api.schemas import RetrievalTrace, Source, Usage, usage
 from rag_gateway.errors import GatewayError, error_body
 from rag_gateway.llm.base import StreamEnd, StreamEvent, TokenDelta
 from rag_gateway.rag.outcome import RequestOutcome
@@ -36,14 +37,56 @@ SSE_EVENT_SCHEMA: dict[str, Any] = {
 }
 
 
+class SourcesEvent(BaseModel):
+    """``event: sources``, first: what the answer will cite, before the first token."""
+
+    sources: list[Source]
+    author_filter: str | None
+    queries: list[str]
+    degraded: list[str]
+    request_id: str
+    trace: RetrievalTrace | None = Field(None, description="With `debug: true` only.")
+
+
+class TokenEvent(BaseModel):
+    """``event: token``: the next piece of the answer (the appended citations come as one last token)."""
+
+    text: str
+
+
+class DoneEvent(BaseModel):
+    """``event: done``, last: the answer is complete."""
+
+    finish_reason: str | None = Field(
+        description="The LLM's own reason: TGI's eos_token, stop_sequence or length (an OpenAI-compatible "
+        "backend's stop or length)."
+    )
+    generated_tokens: int | None
+    usage: Usage
+    timings_ms: dict[str, float]
+    request_id: str
+
+
+#: The data of ``event: error``: the API's error shape (see `rag_gateway.api.schemas.ErrorResponse`).
+SSE_EVENTS: dict[str, str] = {
+    "sources": "SourcesEvent",
+    "token": "TokenEvent",
+    "done": "DoneEvent",
+    "error": "ErrorResponse",
+}
+SSE_MODELS: tuple[type[BaseModel], ...] = (SourcesEvent, TokenEvent, DoneEvent)
+
+
 def sse(event: str | None, data: Any) -> bytes:
     return format_sse_event(event=event, data_str=orjson.dumps(data).decode())
 
 
-def stream_error(exc: GatewayError, request_id: str) -> dict[str, Any]:
-    """A failure after the response started, in the API's one error shape."""
+def stream_error(exc: GatewayError, request_id: str, *, openai_shape: bool = False) -> dict[str, Any]:
+    """A failure after the response started, in the API's one error shape (OpenAI's on ``/v1``)."""
     logger.warning("stream ended with %s (%s)", exc.error_type, exc.upstream)
-    return error_body(exc.error_type, exc.message, request_id)
+    return error_body(
+        exc.error_type, exc.message, request_id, param=exc.param, code=exc.code, openai_shape=openai_shape
+    )
 
 
 async def rag_sse(
@@ -52,6 +95,7 @@ async def rag_sse(
     outcome: RequestOutcome,
     request_id: str,
     trace: RetrievalTrace | None = None,
+    suffix: str = "",
 ) -> AsyncIterator[bytes]:
     first: dict[str, Any] = {
         "sources": [source.model_dump() for source in sources],
@@ -73,11 +117,16 @@ async def rag_sse(
     except GatewayError as exc:
         yield sse("error", stream_error(exc, request_id))
         return
+    if suffix:
+        yield sse("token", {"text": suffix})
     yield sse(
         "done",
         {
             "finish_reason": end.finish_reason if end else None,
             "generated_tokens": end.generated_tokens if end else None,
+            "usage": usage(
+                end.prompt_tokens if end else None, end.generated_tokens if end else None
+            ).model_dump(),
             "timings_ms": outcome.timings.ms,
             "request_id": request_id,
         },

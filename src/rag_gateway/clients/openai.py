@@ -129,15 +129,19 @@ async def structured_chat(
     rewrite the instruction.
     """
 
-    body = {
-        "model": model,
-        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
-        "response_format": {
-            "type": "json_schema",
-            "json_schema": {"name": schema_name, "schema": schema, "strict": True},
-        },
-        "temperature": 0,
-    }
+    # Serialised once, here, by orjson: the SDK sends bytes as they are, where a dict would be walked for
+    # NOT_GIVEN values, deep-copied per attempt and serialised by the stdlib's json (docs/performance.md).
+    body = orjson.dumps(
+        {
+            "model": model,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+            },
+            "temperature": 0,
+        }
+    )
 
     async def attempt() -> str:
         try:

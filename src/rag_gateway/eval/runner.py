@@ -46,6 +46,7 @@ DEFAULT_K = 10
 #: Settings that decide what retrieval returns; recorded with the results to explain differences.
 RETRIEVAL_SETTINGS = (
     "text_embedding_model_id",
+    "embedding_model_variant",
     "reranking_cross_encoder_model_id",
     "search_limit_per_query",
     "query_expansion_n",
@@ -219,8 +220,8 @@ async def _run_mode(
     return ModeRun(mode, settings, scores, time.perf_counter() - started)
 
 
-def _index_recipe(settings: Settings) -> tuple[str, str]:
-    return settings.index_dense_text, settings.index_sparse_text
+def _index_recipe(settings: Settings) -> tuple[str, str, str]:
+    return settings.index_dense_text, settings.index_sparse_text, settings.embedding_model_name
 
 
 def eval_settings(base: Settings, openai_url: str, sagemaker_url: str, qdrant_path: Path) -> Settings:
@@ -276,7 +277,7 @@ def run_evaluation(
         settings = eval_settings(base, emulators.openai_url, emulators.sagemaker_url, base_store)
         report = asyncio.run(ingest_paths(paths, settings, progress=progress))
         _progress(progress, f"eval: {report.summary()}")
-        # a mode that changes what the index holds (INDEX_*_TEXT) gets a store of its own
+        # a mode that changes what the index holds (INDEX_*_TEXT, the embedding model) gets a store of its own
         stores = {_index_recipe(settings): base_store}
         for mode in modes:
             resolved = resolve_mode(mode, settings)

@@ -15,7 +15,14 @@ from openai.types.chat import ChatCompletionMessageParam
 from rag_gateway.clients.openai import map_openai_error
 from rag_gateway.config import Settings
 from rag_gateway.errors import GatewayError, UpstreamBadResponseError
-from rag_gateway.llm.base import Generation, StreamEnd, StreamEvent, TokenDelta
+from rag_gateway.llm.base import (
+    DEFAULT_PARAMS,
+    Generation,
+    GenerationParams,
+    StreamEnd,
+    StreamEvent,
+    TokenDelta,
+)
 from rag_gateway.resilience import UpstreamGuard
 from rag_gateway.runtime.request_context import current_request_id
 
@@ -47,15 +54,34 @@ class OpenAICompatibleLLM:
     def _messages(self, prompt: str) -> list[ChatCompletionMessageParam]:
         return [{"role": "user", "content": prompt}]
 
-    async def generate(self, prompt: str) -> Generation:
+    def options(self, params: GenerationParams) -> dict[str, Any]:
+        """The request's parameters as OpenAI's chat fields (the settings where it gives none).
+
+        The server applies its own rules (vLLM takes temperature 0 as greedy); ``response_format`` is passed
+        through as the client sent it.
+        """
+        options: dict[str, Any] = {
+            "max_tokens": params.max_new_tokens or self._max_tokens,
+            "temperature": self._temperature if params.temperature is None else params.temperature,
+            "top_p": self._top_p if params.top_p is None else params.top_p,
+        }
+        if params.stop:
+            options["stop"] = list(params.stop)
+        if params.seed is not None:
+            options["seed"] = params.seed
+        if params.frequency_penalty:
+            options["frequency_penalty"] = params.frequency_penalty
+        if params.response_format is not None:
+            options["response_format"] = params.response_format
+        return options
+
+    async def generate(self, prompt: str, params: GenerationParams = DEFAULT_PARAMS) -> Generation:
         async def attempt() -> Generation:
             try:
                 completion = await self._client.chat.completions.create(
                     model=self.model,
                     messages=self._messages(prompt),
-                    max_tokens=self._max_tokens,
-                    temperature=self._temperature,
-                    top_p=self._top_p,
+                    **self.options(params),
                     extra_headers={"X-Request-ID": current_request_id()},
                 )
             except openai.OpenAIError as exc:
@@ -72,34 +98,37 @@ class OpenAICompatibleLLM:
                 (choices[0].message.content or "").strip(),
                 choices[0].finish_reason,
                 getattr(usage, "completion_tokens", None),
+                getattr(usage, "prompt_tokens", None),
             )
 
         return await self._guard.call(attempt)
 
-    async def _open_stream(self, prompt: str) -> Any:
+    async def _open_stream(self, prompt: str, params: GenerationParams) -> Any:
         try:
             return await self._client.chat.completions.create(
                 model=self.model,
                 messages=self._messages(prompt),
                 stream=True,
                 stream_options={"include_usage": True},
-                max_tokens=self._max_tokens,
-                temperature=self._temperature,
-                top_p=self._top_p,
+                **self.options(params),
                 extra_headers={"X-Request-ID": current_request_id()},
             )
         except openai.OpenAIError as exc:
             raise _generation_error(exc) from exc
 
-    async def stream(self, prompt: str) -> AsyncIterator[StreamEvent]:
-        chunks = await self._guard.call(lambda: self._open_stream(prompt))
+    async def stream(
+        self, prompt: str, params: GenerationParams = DEFAULT_PARAMS
+    ) -> AsyncIterator[StreamEvent]:
+        chunks = await self._guard.call(lambda: self._open_stream(prompt, params))
         finish_reason: str | None = None
         tokens = 0
         usage_tokens: int | None = None
+        prompt_tokens: int | None = None
         try:
             async for chunk in chunks:
                 if chunk.usage is not None:
                     usage_tokens = chunk.usage.completion_tokens
+                    prompt_tokens = chunk.usage.prompt_tokens
                 for choice in chunk.choices:
                     if choice.delta.content:
                         tokens += 1
@@ -117,4 +146,4 @@ class OpenAICompatibleLLM:
             raise UpstreamBadResponseError(
                 "the LLM stream ended before the answer was complete", upstream=UPSTREAM
             )
-        yield StreamEnd(finish_reason, usage_tokens if usage_tokens is not None else tokens)
+        yield StreamEnd(finish_reason, usage_tokens if usage_tokens is not None else tokens, prompt_tokens)

@@ -57,4 +57,46 @@ class TGIStreamParser:
         if event.get("generated_text") is not None or event.get("details") is not None:
             details = event.get("details") or {}
             self.ended = True
-            yield StreamEnd(details.get("finish_reason"), details.get("generated_tokens", self.tokens))
+            input_length = details.get("input_length")  # TGI >= 2: the prompt's token count
+            yield StreamEnd(
+                details.get("finish_reason"),
+                details.get("generated_tokens", self.tokens),
+                input_length
+                if isinstance(input_length, int) and not isinstance(input_length, bool)
+                else None,
+            )
+
+
+class StopTrimmer:
+    """TGI leaves a matched stop sequence at the end of the text; OpenAI's API (and so the gateway) does not.
+
+    While streaming, what could be the start of a stop sequence is held back until the next token shows
+    whether it was one; when TGI reports ``stop_sequence``, the matched sequence is dropped.
+    """
+
+    def __init__(self, stops: tuple[str, ...] | list[str]) -> None:
+        self._stops = tuple(s for s in stops if s)
+        self._pending = ""
+
+    def feed(self, text: str) -> str:
+        """The part of ``text`` (after what was held back) that can no longer be a stop sequence."""
+        if not self._stops:
+            return text
+        pending = self._pending + text
+        hold = 0
+        for stop in self._stops:
+            for size in range(min(len(stop), len(pending)), hold, -1):
+                if pending.endswith(stop[:size]):
+                    hold = size
+                    break
+        self._pending = pending[len(pending) - hold :]
+        return pending[: len(pending) - hold]
+
+    def finish(self, text: str = "", *, stopped: bool) -> str:
+        """What is left to send once generation ended; ``stopped``: TGI matched a stop sequence."""
+        rest, self._pending = self._pending + text, ""
+        if stopped:
+            for stop in self._stops:
+                if rest.endswith(stop):
+                    return rest[: -len(stop)]
+        return rest

@@ -1,19 +1,30 @@
 """The RAG request path: understand the query, retrieve, rerank, generate.
 
 The pipeline owns a request from the question to the last token: `answer` for a whole answer, `prepare`
-then `stream` for a streamed one. Each records its stages, skipped steps and decisions in the request's
-`RequestOutcome`, so every API face reports the same stages. CPU work (embedding, reranking, an
-in-process vector search) goes to the bounded CPU pool so the event loop only ever waits.
+then `stream` for a streamed one. A chat's earlier turns (a `Conversation`) make `prepare` rewrite the
+follow-up into a standalone question first, and ride in the prompt within CHAT_HISTORY_TOKENS; a
+request's `GenerationParams` go to the LLM as they are. Each records its stages, skipped steps and
+decisions in the request's `RequestOutcome`, so every API face reports the same stages. CPU work
+(embedding, reranking, an in-process vector search, token counts) goes to the bounded CPU pool so the
+event loop only ever waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rag_gateway.errors import DeadlineExceededError, GatewayError, OverloadedError
-from rag_gateway.llm.base import LLM, Generation, StreamEnd, StreamEvent, TokenDelta
+from rag_gateway.llm.base import (
+    DEFAULT_PARAMS,
+    LLM,
+    Generation,
+    GenerationParams,
+    StreamEnd,
+    StreamEvent,
+    TokenDelta,
+)
 from rag_gateway.rag.outcome import RequestOutcome
 from rag_gateway.rag.prompt import build_prompt
 from rag_gateway.rag.retrieval.catalog import CorpusCatalog
@@ -33,7 +44,9 @@ from rag_gateway.rag.retrieval.sparse import SparseEncoder
 from rag_gateway.rag.retrieval.stores import Hit, VectorStore
 from rag_gateway.rag.retrieval.stores.base import SearchVector
 from rag_gateway.rag.steps import optional_step
+from rag_gateway.rag.tokens import PromptTokens, TokenCounter
 from rag_gateway.rag.understanding import QueryUnderstanding
+from rag_gateway.rag.understanding.conversation import NO_CONVERSATION, Conversation, recent_history
 from rag_gateway.resilience import deadline_scope
 from rag_gateway.runtime.cpu_pool import CpuPool
 
@@ -64,6 +77,8 @@ class PreparedAnswer:
     prompt: str
     sources: list[RankedSource]
     runners_up: list[RankedSource] = field(default_factory=list)
+    #: The question retrieval answered: the query, or a chat's follow-up rewritten to stand alone.
+    question: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +104,8 @@ class RagPipeline:
         collections: Sequence[str],
         options: RetrievalOptions | None = None,
         sparse: SparseEncoder | None = None,
+        tokens: TokenCounter | None = None,
+        history_tokens: int = 1024,
     ) -> None:
         self._understanding = understanding
         self._catalog = catalog
@@ -101,17 +118,35 @@ class RagPipeline:
         self._all_collections = tuple(collections)
         self._options = options or RetrievalOptions()
         self._sparse = sparse or SparseEncoder()
+        self._tokens = tokens or TokenCounter()
+        self._prompt_tokens = PromptTokens(self._tokens, pool)
+        self._history_tokens = history_tokens
 
-    async def answer(self, query: str, k: int, outcome: RequestOutcome) -> Answer:
+    async def answer(
+        self,
+        query: str,
+        k: int,
+        outcome: RequestOutcome,
+        conversation: Conversation = NO_CONVERSATION,
+        params: GenerationParams = DEFAULT_PARAMS,
+    ) -> Answer:
         """Retrieval, then the LLM's whole answer."""
-        prepared = await self.prepare(query, k, outcome)
-        return Answer(prepared, await self.generate(prepared, outcome))
+        prepared = await self.prepare(query, k, outcome, conversation)
+        return Answer(prepared, await self.generate(prepared, outcome, params))
 
-    async def prepare(self, query: str, k: int, outcome: RequestOutcome) -> PreparedAnswer:
+    async def prepare(
+        self, query: str, k: int, outcome: RequestOutcome, conversation: Conversation = NO_CONVERSATION
+    ) -> PreparedAnswer:
         """Everything before generation: query understanding, retrieval, reranking, the prompt."""
         outcome.begin(query)
         timings = outcome.timings
-        raw_author, queries = await self._understanding.understand(query, outcome)
+        if conversation.history:
+            history = await self._pool.run(
+                recent_history, conversation.history, self._history_tokens, self._tokens
+            )
+            conversation = Conversation(history, conversation.system)
+        raw_author, queries = await self._understanding.understand(query, outcome, conversation.history)
+        question = queries[0]
         with timings.stage("resolve_author"):
             author, collections = await optional_step(
                 "resolve_author", self._catalog_lookup(raw_author), (None, self._all_collections), outcome
@@ -128,7 +163,7 @@ class RagPipeline:
             lists = await self._search(collections, searches, len(vectors), author, limit, outcome)
         with timings.stage("rerank"):
             candidates = deduplicate([ranked.hits for ranked in lists])
-            scores = await self._rerank(query, vectors[0], candidates, outcome)
+            scores = await self._rerank(question, vectors[0], candidates, outcome)
             if hybrid:
                 ranked = rank_by_fusion(candidates, scores, lists, self._options.weights)
             else:
@@ -136,19 +171,36 @@ class RagPipeline:
             kept, runners_up = one_per_document(ranked, k, self._options.per_document)
         sources = [_source(candidate) for candidate in kept]
         return PreparedAnswer(
-            build_prompt(query, [source.hit for source in sources]),
+            build_prompt(question, [source.hit for source in sources], conversation),
             sources,
             [_source(candidate) for candidate in runners_up[:k]],
+            question,
         )
 
-    async def generate(self, prepared: PreparedAnswer, outcome: RequestOutcome) -> Generation:
-        """The LLM's whole answer to a prepared prompt."""
-        generation = await outcome.timings.timed("llm", self._llm.generate(prepared.prompt))
+    async def generate(
+        self, prepared: PreparedAnswer, outcome: RequestOutcome, params: GenerationParams = DEFAULT_PARAMS
+    ) -> Generation:
+        """The LLM's whole answer to a prepared prompt, with its token counts (the backend's, else counted
+        here)."""
+        generation = await outcome.timings.timed("llm", self._llm.generate(prepared.prompt, params))
+        if generation.prompt_tokens is None:
+            generation = replace(generation, prompt_tokens=await self.count_prompt(prepared))
+        if generation.generated_tokens is None:
+            counted = await self._pool.run(self._tokens.count, generation.text)  # a backend that says not
+            generation = replace(generation, generated_tokens=counted)
         outcome.finish()
         return generation
 
+    async def count_prompt(self, prepared: PreparedAnswer) -> int:
+        """The prompt's tokens by the gateway's own counter (see `rag.tokens`): only new lines cost."""
+        return await self._prompt_tokens.count(prepared.prompt)
+
     async def stream(
-        self, prepared: PreparedAnswer, outcome: RequestOutcome, timeout_s: float
+        self,
+        prepared: PreparedAnswer,
+        outcome: RequestOutcome,
+        timeout_s: float,
+        params: GenerationParams = DEFAULT_PARAMS,
     ) -> AsyncIterator[StreamEvent]:
         """The LLM's answer as it is produced, under what is left of the request's deadline.
 
@@ -161,12 +213,15 @@ class RagPipeline:
         with deadline_scope(timeout_s):
             try:
                 async with asyncio.timeout(timeout_s):
-                    async for event in self._llm.stream(prepared.prompt):
+                    async for event in self._llm.stream(prepared.prompt, params):
                         if isinstance(event, TokenDelta) and tokens == 0:
                             timings.ms["first_token"] = _ms_since(started)
                         tokens += isinstance(event, TokenDelta)
-                        if isinstance(event, StreamEnd) and event.generated_tokens is None:
-                            event = StreamEnd(event.finish_reason, tokens)
+                        if isinstance(event, StreamEnd):
+                            if event.generated_tokens is None:
+                                event = replace(event, generated_tokens=tokens)
+                            if event.prompt_tokens is None:
+                                event = replace(event, prompt_tokens=await self.count_prompt(prepared))
                         yield event
             except TimeoutError as exc:
                 raise DeadlineExceededError(

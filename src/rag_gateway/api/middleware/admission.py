@@ -19,9 +19,16 @@ JSON_ROUTES = frozenset({"/rag", "/v1/chat/completions"})
 
 
 async def send_error(
-    send: Send, status: int, error_type: str, message: str, retry_after: float | None = None
+    send: Send,
+    status: int,
+    error_type: str,
+    message: str,
+    retry_after: float | None = None,
+    *,
+    openai_shape: bool = False,
 ) -> None:
-    body = error_json(error_type, message, current_request_id())
+    """An error answer sent before the app runs (``openai_shape``: OpenAI's fields, for ``/v1``)."""
+    body = error_json(error_type, message, current_request_id(), openai_shape=openai_shape)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if retry_after is not None:
         headers.append((b"retry-after", retry_after_header(retry_after).encode()))
@@ -54,17 +61,35 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or scope["path"] not in JSON_ROUTES or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        openai_shape = scope["path"].startswith("/v1/")
         content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/json":
-            await send_error(send, 415, "unsupported_media_type", "send the body as application/json")
+            await send_error(
+                send,
+                415,
+                "unsupported_media_type",
+                "send the body as application/json",
+                openai_shape=openai_shape,
+            )
             return
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            await send_error(send, 413, "payload_too_large", f"the body is over {self.max_body_bytes} bytes")
+            await send_error(
+                send,
+                413,
+                "payload_too_large",
+                f"the body is over {self.max_body_bytes} bytes",
+                openai_shape=openai_shape,
+            )
             return
         if self.in_flight.count >= self.max_in_flight:
             await send_error(
-                send, 503, "overloaded", "the gateway is at capacity; retry shortly", retry_after=1
+                send,
+                503,
+                "overloaded",
+                "the gateway is at capacity; retry shortly",
+                retry_after=1,
+                openai_shape=openai_shape,
             )
             return
         self.in_flight.count += 1

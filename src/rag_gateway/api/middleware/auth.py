@@ -20,6 +20,12 @@ from rag_gateway.api.middleware.admission import send_error
 OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
 )
+#: The files /docs and /redoc load (Swagger UI, ReDoc): as open as the pages.
+OPEN_PREFIX = "/docs/assets/"
+
+
+def _open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIX)
 
 
 def digest(key: str) -> str:
@@ -69,7 +75,7 @@ class ApiKeyMiddleware:
         return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.digests or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or not self.digests or _open(scope["path"]):
             await self.app(scope, receive, send)
             return
         authorization = ""
@@ -80,7 +86,11 @@ class ApiKeyMiddleware:
         key = self._match(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
         if key is None:
             await send_error(
-                send, 401, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)"
+                send,
+                401,
+                "unauthorized",
+                "a valid API key is required (Authorization: Bearer <key>)",
+                openai_shape=scope["path"].startswith("/v1/"),
             )
             return
         now = self.clock()
@@ -93,6 +103,7 @@ class ApiKeyMiddleware:
                 "rate_limited",
                 "too many requests for this API key",
                 retry_after=wait_s,
+                openai_shape=scope["path"].startswith("/v1/"),
             )
             return
         await self.app(scope, receive, send)

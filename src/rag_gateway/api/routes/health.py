@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from rag_gateway.config import COLLECTIONS
 from rag_gateway.errors import GatewayError
@@ -15,9 +16,24 @@ from rag_gateway.state import AppState
 router = APIRouter(tags=["operations"])
 
 
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    failed: str | None = Field(description="The first failing check, when not ready.")
+    checks: dict[str, Check] = Field(description="models, vector_store, upstreams.")
+
+
 @router.get("/healthz", summary="Liveness: the process is up")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz() -> Health:
+    return Health()
 
 
 async def _vector_store_check(services: AppState) -> tuple[bool, str]:
@@ -43,24 +59,37 @@ def _upstreams_check(services: AppState) -> tuple[bool, str]:
 @router.get(
     "/readyz",
     summary="Readiness: models loaded, vector store reachable, upstreams configured",
-    responses={503: {"description": "Not ready; `failed` names the first failing check."}},
+    response_model=Readiness,
+    responses={
+        503: {"model": Readiness, "description": "Not ready; `failed` names the first failing check."}
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
     services: AppState | None = getattr(request.app.state, "services", None)
-    checks: dict[str, dict[str, Any]] = {}
+    checks: dict[str, Check] = {}
     if services is None:
-        checks["models"] = {"ok": False, "detail": "still starting"}
+        checks["models"] = Check(ok=False, detail="still starting")
     else:
-        checks["models"] = {"ok": True, "detail": services.embedding_model_id}
+        checks["models"] = Check(ok=True, detail=services.embedding_model_id)
         ok, detail = await _vector_store_check(services)
-        checks["vector_store"] = {"ok": ok, "detail": detail}
+        checks["vector_store"] = Check(ok=ok, detail=detail)
         ok, detail = _upstreams_check(services)
-        checks["upstreams"] = {"ok": ok, "detail": detail}
-    failed = next((name for name, check in checks.items() if not check["ok"]), None)
-    body = {"status": "ready" if failed is None else "unavailable", "failed": failed, "checks": checks}
-    return JSONResponse(body, status_code=200 if failed is None else 503)
+        checks["upstreams"] = Check(ok=ok, detail=detail)
+    failed = next((name for name, check in checks.items() if not check.ok), None)
+    body = Readiness(status="ready" if failed is None else "unavailable", failed=failed, checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if failed is None else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus' text exposition format.",
+            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

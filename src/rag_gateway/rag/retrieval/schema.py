@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rag_gateway.config import Settings
+from rag_gateway.config import OFFLINE_EMBEDDING_MODEL_ID, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,9 @@ class IndexSchema:
     #: What the BM25 vector counts.
     sparse_text: str = "title+content"
     bm25: Bm25Params = field(default_factory=Bm25Params)
+    #: The model the dense vectors come from (``Settings.embedding_model_name``). Schemas recorded before
+    #: this field existed were all made by the offline int8 model, so a missing value reads as that.
+    embedding_model: str = OFFLINE_EMBEDDING_MODEL_ID
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +52,7 @@ class IndexSchema:
         if recorded is None:
             return "it records no schema (built by an earlier version, dense vectors only)"
         mine = self.as_dict()
+        recorded = {"embedding_model": OFFLINE_EMBEDDING_MODEL_ID, **recorded}
         changed = sorted(key for key in mine.keys() | recorded.keys() if mine.get(key) != recorded.get(key))
         if not changed:
             return None
@@ -67,5 +71,11 @@ def chunk_texts(schema: IndexSchema, title: str | None, content: str) -> tuple[s
 
 
 def index_schema(settings: Settings, dim: int) -> IndexSchema:
-    """The schema the settings ask for: the text recipes are settings, BM25's parameters are fixed."""
-    return IndexSchema(dim, dense_text=settings.index_dense_text, sparse_text=settings.index_sparse_text)
+    """The schema the settings ask for: the model and the text recipes are settings, BM25's parameters are
+    fixed."""
+    return IndexSchema(
+        dim,
+        dense_text=settings.index_dense_text,
+        sparse_text=settings.index_sparse_text,
+        embedding_model=settings.embedding_model_name,
+    )

@@ -1,16 +1,20 @@
-"""Self-query and expansion together: concurrent, budgeted, cached, each allowed to fail alone."""
+"""Query understanding: a chat's follow-up rewritten to stand alone (only when there is a history), then
+self-query and expansion together: concurrent, budgeted, cached, each allowed to fail alone."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from rag_gateway.rag.caches import UnderstandingCache
 from rag_gateway.rag.outcome import RequestOutcome
 from rag_gateway.rag.steps import optional_step
+from rag_gateway.rag.understanding.conversation import ConversationRewriter, Turn
 from rag_gateway.rag.understanding.expansion import QueryExpander
 from rag_gateway.rag.understanding.self_query import SelfQuery
 
-#: The author named in the question (as the model wrote it), and the queries to search: the original first.
+#: The author named in the question (as the model wrote it), and the queries to search: the question first
+#: (a chat's follow-up as rewritten to stand alone).
 Understood = tuple[str | None, list[str]]
 
 
@@ -21,17 +25,31 @@ class QueryUnderstanding:
         expander: QueryExpander,
         budget_s: float,
         cache: UnderstandingCache | None = None,
+        rewriter: ConversationRewriter | None = None,
     ) -> None:
         self._self_query = self_query
         self._expander = expander
         self._budget_s = budget_s
         self._cache = cache or UnderstandingCache(0, 0)
+        self._rewriter = rewriter
 
-    async def understand(self, query: str, outcome: RequestOutcome) -> Understood:
-        """Both OpenAI calls at once; a late or failed one costs only its own part of the answer.
+    async def understand(
+        self, query: str, outcome: RequestOutcome, history: Sequence[Turn] = ()
+    ) -> Understood:
+        """With a ``history``, first the rewrite of ``query`` into a standalone question (its own budget; on
+        failure, ``query`` as it is). Then both OpenAI calls at once on that question; a late or failed one
+        costs only its own part of the answer.
 
         Only complete results are cached: a degraded one would pin the degradation for the cache's TTL.
         """
+        if history and self._rewriter is not None:
+            query = await optional_step(
+                "rewrite",
+                outcome.timings.timed("rewrite", self._rewriter.rewrite(query, history)),
+                query,
+                outcome,
+                self._budget_s,
+            )
         cached = self._cache.get(query)
         if cached is not None:
             outcome.timings.ms["understanding_cache"] = 0.0

