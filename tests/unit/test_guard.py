@@ -104,6 +104,21 @@ async def test_success_needs_one_attempt(sleeps: list[float], clock: FakeClock) 
     assert sleeps == []
 
 
+async def test_a_call_that_succeeds_at_once_never_builds_the_retry_machinery(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    def no_tenacity(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tenacity built for a call that needed no retry")
+
+    monkeypatch.setattr(guard_module, "AsyncRetrying", no_tenacity)
+    call, calls = scripted("ok")
+    assert await make_guard(clock).call(call) == "ok"
+    not_retryable = UpstreamBadResponseError("bad", upstream="up")
+    with pytest.raises(UpstreamBadResponseError):
+        await make_guard(clock).call(scripted(not_retryable)[0])
+    assert len(calls) == 1
+
+
 async def test_retryable_error_is_retried_until_success(
     sleeps: list[float], clock: FakeClock, observer: Recorder
 ) -> None:

@@ -152,7 +152,9 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"rag-gateway eval: invalid settings:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    logging.getLogger("rag_gateway").setLevel(logging.WARNING)
+    gateway_logger = logging.getLogger("rag_gateway")
+    level = gateway_logger.level
+    gateway_logger.setLevel(logging.WARNING)  # hundreds of questions: no per-step info lines
 
     paths = list(args.paths) or default_paths()
     try:
@@ -166,6 +168,8 @@ def run_eval(args: argparse.Namespace) -> int:
     except (IngestError, QuestionSetError) as exc:
         print(f"rag-gateway eval: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        gateway_logger.setLevel(level)
     results = results_document(run)
     args.output.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print(markdown(results))

@@ -6,6 +6,8 @@ gateway's per-upstream guard (`rag_gateway.resilience.guard`), so attempts are n
 
 from __future__ import annotations
 
+import ssl
+import weakref
 from typing import Any
 
 import aiohttp
@@ -112,6 +114,59 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
     return parse_retry_after(exc.response.headers.get("retry-after"))
 
 
+#: Per client, computed once: the SDK's default headers (auth, user agent, organization, telemetry), and
+#: the base URL as text (httpx2 re-parses a URL object on every join).
+_HEADERS: weakref.WeakKeyDictionary[openai.AsyncOpenAI, tuple[str, dict[str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _post_target(client: openai.AsyncOpenAI) -> tuple[str, dict[str, str]]:
+    target = _HEADERS.get(client)
+    if target is None:
+        defaults = {key: value for key, value in client.default_headers.items() if isinstance(value, str)}
+        base = str(client.base_url)  # the SDK keeps a trailing "/"
+        target = _HEADERS[client] = (
+            base if base.endswith("/") else base + "/",
+            {**defaults, **client.auth_headers},
+        )
+    return target
+
+
+async def post_json(client: openai.AsyncOpenAI, path: str, body: bytes) -> httpx2.Response:
+    """POST a serialised JSON body on the SDK's own pooled HTTP client, as the SDK would send it (its
+    default and auth headers, base URL, timeouts, one attempt), raising the SDK's own error classes.
+
+    Skips the SDK's request machinery (options models, header merging, URL re-parsing, the response
+    pipeline): half the client CPU per call on the benchmark (docs/performance.md). The pooled client is
+    the SDK's private ``_client`` (the SDK version is pinned); the SDK's ``post`` is the fallback.
+    """
+    http = getattr(client, "_client", None)
+    if not isinstance(http, httpx2.AsyncClient):  # pragma: no cover - another SDK layout: its own path
+        return await client.post(path, cast_to=httpx2.Response, content=body)
+    base, defaults = _post_target(client)
+    headers = {**defaults, "X-Request-ID": current_request_id()}
+    request = http.build_request("POST", base + path.lstrip("/"), content=body, headers=headers)
+    try:
+        response = await http.send(request)
+    except httpx2.TimeoutException as exc:  # as the SDK maps them (one attempt, max_retries=0)
+        raise openai.APITimeoutError(request=request) from exc
+    except (httpx2.RequestError, ssl.SSLError) as exc:
+        raise openai.APIConnectionError(request=request) from exc
+    if response.status_code >= 400:
+        raise openai.APIStatusError(
+            f"Error code: {response.status_code}", response=response, body=_json_or_none(response.content)
+        )
+    return response
+
+
+def _json_or_none(content: bytes) -> object:
+    try:
+        return orjson.loads(content)
+    except ValueError:
+        return None
+
+
 async def structured_chat(
     client: openai.AsyncOpenAI,
     guard: UpstreamGuard,
@@ -129,8 +184,7 @@ async def structured_chat(
     rewrite the instruction.
     """
 
-    # Serialised once, here, by orjson: the SDK sends bytes as they are, where a dict would be walked for
-    # NOT_GIVEN values, deep-copied per attempt and serialised by the stdlib's json (docs/performance.md).
+    # Serialised once per call (not per attempt), by orjson.
     body = orjson.dumps(
         {
             "model": model,
@@ -145,15 +199,9 @@ async def structured_chat(
 
     async def attempt() -> str:
         try:
-            # The SDK's raw-request form (``client.post``): same auth, pool, timeouts and error classes as
-            # ``chat.completions.create``, without re-walking the typed parameters and building pydantic
-            # models on every call, which is much of the SDK's CPU per call (docs/performance.md).
-            response = await client.post(
-                "/chat/completions",
-                cast_to=httpx2.Response,
-                body=body,
-                options={"headers": {"X-Request-ID": current_request_id()}},
-            )
+            # The SDK's pooled client and error classes, not its typed ``chat.completions.create``: no
+            # walk of the typed parameters, no pydantic models per call (docs/performance.md).
+            response = await post_json(client, "chat/completions", body)
             return message_content(orjson.loads(response.content))
         except openai.OpenAIError as exc:
             raise map_openai_error(exc, step) from exc

@@ -10,7 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rag_gateway.config import OFFLINE_EMBEDDING_MODEL_ID, Settings
+from rag_gateway.config import (
+    DEFAULT_EMBEDDING_VARIANT,
+    OFFLINE_EMBEDDING_MODEL_ID,
+    Settings,
+    embedding_model_name,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,8 @@ class Bm25Params:
 
 #: Bump when the stored vectors change meaning (names, distance, what text they are computed from).
 SCHEMA_VERSION = 2
+#: The model of every index whose schema was recorded before schemas named their model.
+LEGACY_EMBEDDING_MODEL = OFFLINE_EMBEDDING_MODEL_ID
 
 
 @dataclass(frozen=True)
@@ -40,9 +47,10 @@ class IndexSchema:
     #: What the BM25 vector counts.
     sparse_text: str = "title+content"
     bm25: Bm25Params = field(default_factory=Bm25Params)
-    #: The model the dense vectors come from (``Settings.embedding_model_name``). Schemas recorded before
-    #: this field existed were all made by the offline int8 model, so a missing value reads as that.
-    embedding_model: str = OFFLINE_EMBEDDING_MODEL_ID
+    #: The model the dense vectors come from (``Settings.embedding_model_name``; default: the default
+    #: settings'). Schemas recorded before this field existed were all made by the offline int8 model, so a
+    #: missing value reads as that.
+    embedding_model: str = embedding_model_name(OFFLINE_EMBEDDING_MODEL_ID, DEFAULT_EMBEDDING_VARIANT)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,7 +60,7 @@ class IndexSchema:
         if recorded is None:
             return "it records no schema (built by an earlier version, dense vectors only)"
         mine = self.as_dict()
-        recorded = {"embedding_model": OFFLINE_EMBEDDING_MODEL_ID, **recorded}
+        recorded = {"embedding_model": LEGACY_EMBEDDING_MODEL, **recorded}
         changed = sorted(key for key in mine.keys() | recorded.keys() if mine.get(key) != recorded.get(key))
         if not changed:
             return None
