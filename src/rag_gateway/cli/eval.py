@@ -14,6 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
+from rag_gateway.cli.arguments import positive_int
 from rag_gateway.config import Settings
 
 EXIT_REGRESSION = 1
@@ -39,16 +40,6 @@ def _mode_definition(text: str) -> tuple[str, dict[str, str]]:
     if not sep or not name.strip() or not overrides:
         raise argparse.ArgumentTypeError(f"expected NAME:KEY=VALUE[,KEY=VALUE...], got {text!r}")
     return name.strip(), overrides
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +71,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         help="a mode made of settings overrides, e.g. wide:search_limit_per_query=10 (then use --modes)",
     )
     parser.add_argument(
-        "-k", type=_positive_int, default=None, help="sources asked per question (default: 10)"
+        "-k", type=positive_int, default=None, help="sources asked per question (default: 10)"
     )
     parser.add_argument(
         "--output", type=Path, default=Path("eval-results.json"), help="results file (default: %(default)s)"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from rag_gateway.cli.arguments import positive_int
 from rag_gateway.config import Settings
 from rag_gateway.ingest.errors import IngestError
 from rag_gateway.ingest.ingest import ingest_paths
@@ -44,21 +45,11 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_BATCH_SIZE,
         metavar="N",
         help=f".jsonl points written per call (default {DEFAULT_BATCH_SIZE})",
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 async def _ingest_all(paths: list[Path], settings: Settings, *, progress: bool, batch_size: int) -> list[str]:
