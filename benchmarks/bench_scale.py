@@ -209,6 +209,16 @@ def embedder_settings(qdrant_path: Path) -> Any:
     )
 
 
+def _shown(path: Path) -> str:
+    """A path as results record it: relative to the project when it can be, so no machine's layout leaks."""
+    return os.path.relpath(path.resolve(), ROOT)
+
+
+def _store_label(store: Path) -> str:
+    """A store folder named by size and backend (``n10000/store-edge``), not by its temporary location."""
+    return f"{store.parent.name}/{store.name}"
+
+
 def embed_seed(paths: Sequence[Path], settings: Any, limit: int | None = None) -> Seed:
     """Chunk the documents as `rag-gateway ingest` does and embed the chunks with the gateway's embedder."""
     from rag_gateway.ingest import load_documents
@@ -222,7 +232,7 @@ def embed_seed(paths: Sequence[Path], settings: Any, limit: int | None = None) -
         )
     embedder = Embedder(settings)
     vectors = np.asarray(embedder.embed([r.content for r in records]), dtype=np.float32)
-    source = ", ".join(str(p) for p in paths)
+    source = ", ".join(_shown(p) for p in paths)
     return Seed(vectors=vectors, payloads=[dict(r.payload) for r in records], source=source)
 
 
@@ -1022,7 +1032,7 @@ def build_and_measure_edge(
     spec = {"jsonl": str(corpus.jsonl), "store": str(store), "n": corpus.n, "quantization": quantization}
     build = run_child(edge_build, spec, folder / f"{name}-build.json", timeout_s=budget_s)
     print(_phase(f"  {name}: build", build), flush=True)
-    result: dict[str, Any] = {"backend": name, "store": str(store), "build": build}
+    result: dict[str, Any] = {"backend": name, "store": _store_label(store), "build": build}
     if build.get("timed_out") or build.get("error"):
         return result
     print(
@@ -1046,7 +1056,7 @@ def build_and_measure_local(
     store = folder / "store-local"
     spec = {"jsonl": str(corpus.jsonl), "store": str(store), "n": corpus.n, "deadline_s": budget_s}
     build = run_child(local_build, spec, folder / "local-build.json", timeout_s=budget_s + 120)
-    result: dict[str, Any] = {"backend": "local", "store": str(store), "build": build}
+    result: dict[str, Any] = {"backend": "local", "store": _store_label(store), "build": build}
     if build.get("capped") or build.get("timed_out"):
         written = build.get("points_written", 0)
         rate = written / max(1e-9, build.get("import_s") or build.get("elapsed_s", 1))

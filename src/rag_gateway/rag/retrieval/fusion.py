@@ -37,6 +37,17 @@ class Fused:
     ranks: dict[str, int] = field(default_factory=dict)
 
 
+def best_ranks(lists: Sequence[RankedList]) -> dict[str, dict[str, int]]:
+    """Per chunk id, its best 1-based rank in each kind of list (over every query)."""
+    ranks: dict[str, dict[str, int]] = {}
+    for ranked in lists:
+        for position, hit in enumerate(ranked.hits, start=1):
+            known = ranks.setdefault(hit.id, {})
+            if position < known.get(ranked.kind, position + 1):
+                known[ranked.kind] = position
+    return ranks
+
+
 def reciprocal_rank_fusion(lists: Sequence[RankedList], k: int = RRF_K) -> list[Fused]:
     """Every chunk of every list, best fused score first (ties: first seen first)."""
     fused: dict[str, Fused] = {}
@@ -46,7 +57,7 @@ def reciprocal_rank_fusion(lists: Sequence[RankedList], k: int = RRF_K) -> list[
             if entry is None:
                 entry = fused[hit.id] = Fused(hit)
             entry.score += ranked.weight / (k + position)
-            best = entry.ranks.get(ranked.kind)
-            if best is None or position < best:
-                entry.ranks[ranked.kind] = position
+    ranks = best_ranks(lists)
+    for entry in fused.values():
+        entry.ranks = ranks[entry.hit.id]
     return sorted(fused.values(), key=lambda entry: entry.score, reverse=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rag_gateway.rag.retrieval.fusion import RankedList, reciprocal_rank_fusion
+from rag_gateway.rag.retrieval.fusion import RankedList, best_ranks, reciprocal_rank_fusion
 from rag_gateway.rag.retrieval.stores import Hit
 
 DOCUMENT_ID_KEY = "document_id"
@@ -47,21 +47,11 @@ def deduplicate(result_lists: Sequence[Sequence[Hit]]) -> list[Hit]:
     return list(best.values())
 
 
-def _best_ranks(lists: Sequence[RankedList]) -> dict[str, dict[str, int]]:
-    ranks: dict[str, dict[str, int]] = {}
-    for ranked in lists:
-        for position, hit in enumerate(ranked.hits, start=1):
-            known = ranks.setdefault(hit.id, {})
-            if position < known.get(ranked.kind, position + 1):
-                known[ranked.kind] = position
-    return ranks
-
-
 def rank_by_reranker(
     candidates: Sequence[Hit], rerank_scores: Sequence[float], lists: Sequence[RankedList]
 ) -> list[Candidate]:
     """Dense mode: the reranker's order (ties keep retrieval order)."""
-    ranks = _best_ranks(lists)
+    ranks = best_ranks(lists)
     order = sorted(range(len(candidates)), key=lambda i: -rerank_scores[i])
     return [
         Candidate(candidates[i], rerank_scores[i], rerank_scores[i], ranks.get(candidates[i].id, {}))

@@ -78,6 +78,18 @@ def named_vectors(point: StoredPoint, sparse_type: Callable[..., Any]) -> dict[s
     return vectors
 
 
+def hit_of(collection: str, point: Any) -> Hit:
+    """A scored point of either engine (same fields: id, score, payload, named vectors) as a `Hit`."""
+    dense = point.vector.get(DENSE_VECTOR) if isinstance(point.vector, dict) else None
+    return Hit(
+        id=str(point.id),  # a uuid.UUID for UUID ids on the embedded engine
+        collection=collection,
+        score=float(point.score),
+        payload=point.payload or {},
+        vector=np.asarray(dense, dtype=np.float32) if isinstance(dense, list) else None,
+    )
+
+
 class StoreUnavailableError(RuntimeError):
     """The store cannot be opened as configured (locked by another process, an old layout, a bad folder).
 

@@ -36,6 +36,7 @@ from rag_gateway.rag.retrieval.stores.base import (
     SparseVector,
     StoredPoint,
     StoreUnavailableError,
+    hit_of,
     named_vectors,
 )
 
@@ -241,7 +242,7 @@ class EdgeStore:
             ]
         )
         results = self._run(collection, lambda shard: shard.query_batch(batch))
-        return [[_to_hit(collection, point) for point in points] for points in results]
+        return [[hit_of(collection, point) for point in points] for points in results]
 
     async def search_collections(
         self, collections: Sequence[str], vectors: Sequence[SearchVector], author: str | None, limit: int
@@ -284,17 +285,6 @@ def _query(vector: SearchVector) -> Any:
         sparse = edge.SparseVector(indices=list(vector.indices), values=list(vector.values))
         return edge.Query.Nearest(sparse, using=SPARSE_VECTOR)
     return edge.Query.Nearest(vector.tolist(), using=DENSE_VECTOR)
-
-
-def _to_hit(collection: str, point: Any) -> Hit:
-    dense = point.vector.get(DENSE_VECTOR) if isinstance(point.vector, dict) else None
-    return Hit(
-        id=str(point.id),  # a uuid.UUID for UUID ids
-        collection=collection,
-        score=float(point.score),
-        payload=point.payload or {},
-        vector=np.asarray(dense, dtype=np.float32) if dense is not None else None,
-    )
 
 
 def edge_collections(path: Path) -> dict[str, int]:

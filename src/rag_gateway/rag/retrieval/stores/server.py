@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import numpy as np
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.common.client_exceptions import QdrantException, ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -39,6 +38,7 @@ from rag_gateway.rag.retrieval.stores.base import (
     SparseVector,
     StoredPoint,
     StoreUnavailableError,
+    hit_of,
     named_vectors,
 )
 from rag_gateway.resilience import UpstreamGuard
@@ -188,7 +188,7 @@ class ServerStore:
             for vector in vectors
         ]
         responses = await self._call("query_batch_points", collection, requests=requests)
-        return [[_to_hit(collection, point) for point in response.points] for response in responses]
+        return [[hit_of(collection, point) for point in response.points] for response in responses]
 
     async def search_collections(
         self, collections: Sequence[str], vectors: Sequence[SearchVector], author: str | None, limit: int
@@ -240,15 +240,3 @@ def _query(vector: SearchVector) -> Any:
     if isinstance(vector, SparseVector):
         return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
     return vector.tolist()
-
-
-def _to_hit(collection: str, point: models.ScoredPoint) -> Hit:
-    dense = point.vector.get(DENSE_VECTOR) if isinstance(point.vector, dict) else None
-    array = np.asarray(dense, dtype=np.float32) if isinstance(dense, list) else None
-    return Hit(
-        id=str(point.id),
-        collection=collection,
-        score=float(point.score),
-        payload=point.payload or {},
-        vector=array,
-    )
