@@ -2,20 +2,21 @@
 
     python -m benchmarks.cpu_model [--queries ../shared/data/queries.json] [-n 100]
 
-Settings (QDRANT_PATH, EMBEDDING_TOKENIZER_DIR, ONNX_THREADS...) come from the environment and `.env`, as
-for the gateway. The Qdrant folder must not be open in another process (local mode locks it).
+Settings (QDRANT_PATH, EMBEDDING_TOKENIZER_DIR, RETRIEVAL_MODE...) come from the environment and `.env`, as
+for the gateway. The store folder must not be open in another process (the engine locks it).
 
-For each question this does, synchronously and in this process, exactly the local work of the gateway's
-pipeline: embed the question and the expansions the OpenAI emulator would return in one batch, search every
-collection with the gateway's own local-mode search (and the author filter self-query would give),
-deduplicate, rerank, build the prompt. CPU time is ``time.process_time()`` (every thread of this process,
-ONNX runtime's included), so the number is the model work alone: no HTTP, no SDKs, no event loop. Prints
-one JSON object on stdout.
+For each question this does, in this process and with the gateway's own objects, exactly the local work of
+its pipeline: embed the question and the expansions the OpenAI emulator would return in one batch, search
+every collection of the embedded store (dense queries, plus BM25 queries in hybrid mode, with the author
+filter self-query would give), deduplicate, rerank, fuse, keep one source per document, build the prompt.
+CPU time is ``time.process_time()`` (every thread of this process, ONNX runtime's included), so the number
+is the model work alone: no HTTP, no SDKs, no event loop. Prints one JSON object on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -26,17 +27,24 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime
-from qdrant_client import QdrantClient
 
 from benchmarks.loadgen import load_questions
 from rag_gateway.config import COLLECTIONS, Settings
 from rag_gateway.rag.prompt import build_prompt
 from rag_gateway.rag.retrieval.catalog import normalise_name
 from rag_gateway.rag.retrieval.embedding import Embedder
-from rag_gateway.rag.retrieval.ranking import deduplicate
-from rag_gateway.rag.retrieval.reranking import build_reranker, top_k
-from rag_gateway.rag.retrieval.stores import AUTHOR_NAME_KEY
-from rag_gateway.rag.retrieval.stores.local import search_local
+from rag_gateway.rag.retrieval.fusion import RankedList
+from rag_gateway.rag.retrieval.ranking import (
+    FusionWeights,
+    deduplicate,
+    one_per_document,
+    rank_by_fusion,
+    rank_by_reranker,
+)
+from rag_gateway.rag.retrieval.reranking import build_reranker
+from rag_gateway.rag.retrieval.sparse import SparseEncoder
+from rag_gateway.rag.retrieval.stores.base import SearchVector
+from rag_gateway.rag.retrieval.stores.edge import EdgeStore
 from rag_gateway.rag.understanding.expansion import parse_expansions
 from rag_gateway.rag.understanding.self_query import parse_author
 from rag_gateway_emulators import fake_llm
@@ -51,26 +59,40 @@ def emulated_understanding(question: str, alternatives: int) -> tuple[str | None
     return author, [question, *parse_expansions(content, question, alternatives)]
 
 
-def indexed_authors(client: QdrantClient, collections: Sequence[str]) -> dict[str, str]:
+def indexed_authors(store: EdgeStore, collections: Sequence[str]) -> dict[str, str]:
     """Every author name in ``collections``, keyed as the gateway matches names (``normalise_name``)."""
-    names: dict[str, str] = {}
-    for name in collections:
-        result = client.facet(name, key=AUTHOR_NAME_KEY, limit=10_000, exact=True)
-        names.update({normalise_name(str(hit.value)): str(hit.value) for hit in result.hits})
-    return names
+    return {normalise_name(name): name for name in store.author_names(collections)}
 
 
-def measure(settings: Settings, questions: Sequence[str], requests: int, warmup: int = 5) -> dict[str, Any]:
+def ranked_lists(found: dict[str, Any], dense_count: int) -> list[RankedList]:
+    """The pipeline's hit lists: per collection, the dense queries' then the BM25 queries'."""
+    lists: list[RankedList] = []
+    for hits_per_query in found.values():
+        for index, hits in enumerate(hits_per_query):
+            kind, query_index = ("dense", index) if index < dense_count else ("sparse", index - dense_count)
+            lists.append(RankedList(kind, query_index, hits))
+    return lists
+
+
+async def measure_async(
+    settings: Settings, questions: Sequence[str], requests: int, warmup: int
+) -> dict[str, Any]:
     embedder = Embedder(settings)
-    reranker = build_reranker(settings, embedder)
-    client = QdrantClient(path=str(settings.qdrant_path))
+    store = EdgeStore(settings)
+    reranker = build_reranker(settings, store)
+    sparse = SparseEncoder()
+    hybrid = settings.retrieval_mode == "hybrid"
+    weights = FusionWeights(sparse=settings.hybrid_sparse_weight, rerank=settings.hybrid_rerank_weight)
+    k, per_document = settings.default_top_k, settings.sources_per_document
+    limit = max(settings.search_limit_per_query, 2 * k * per_document)
     try:
-        present = {c.name for c in client.get_collections().collections}
+        present = await store.existing_collections()
         collections = [c for c in COLLECTIONS if c in present]
-        authors = indexed_authors(client, collections)
+        if not collections:
+            raise SystemExit(f"no collections in {settings.qdrant_path}: ingest first")
+        authors = indexed_authors(store, collections)
         alternatives = settings.query_expansion_n - 1
         stage_cpu: dict[str, list[float]] = {"embed": [], "search": [], "rerank": []}
-        totals: list[float] = []
         wall_start = cpu_start = 0.0
         for i in range(warmup + requests):
             if i == warmup:
@@ -81,25 +103,33 @@ def measure(settings: Settings, questions: Sequence[str], requests: int, warmup:
             t0 = time.process_time()
             vectors = embedder.embed(queries)
             t1 = time.process_time()
-            found = search_local(client, collections, vectors, author, settings.search_limit_per_query)
-            hits = [per_query for name in collections for per_query in found[name]]
-            candidates = deduplicate(hits)
+            searches: list[SearchVector] = list(vectors)
+            if hybrid:
+                searches += [sparse.query(text) for text in queries]
+            found = await store.search_collections(collections, searches, author, limit)
+            lists = ranked_lists(found, len(vectors))
+            candidates = deduplicate([ranked.hits for ranked in lists])
             t2 = time.process_time()
-            scores = reranker.score(question, vectors[0], candidates)
-            build_prompt(question, [hit for hit, _ in top_k(candidates, scores, settings.default_top_k)])
+            scores = await reranker.score(question, vectors[0], candidates)
+            if hybrid:
+                ranked = rank_by_fusion(candidates, scores, lists, weights)
+            else:
+                ranked = rank_by_reranker(candidates, scores, lists)
+            kept, _ = one_per_document(ranked, k, per_document)
+            build_prompt(question, [candidate.hit for candidate in kept])
             t3 = time.process_time()
             if i >= warmup:
                 stage_cpu["embed"].append(t1 - t0)
                 stage_cpu["search"].append(t2 - t1)
                 stage_cpu["rerank"].append(t3 - t2)
-                totals.append(t3 - t0)
         cpu_total = time.process_time() - cpu_start
         wall_total = time.perf_counter() - wall_start
     finally:
-        client.close()
+        await store.close()
     return {
         "method": "in-process time.process_time() of embed+search+rerank (the gateway's local work)",
         "requests": requests,
+        "retrieval_mode": settings.retrieval_mode,
         "cpu_s_per_request": cpu_total / requests,
         "wall_s_per_request": wall_total / requests,
         "stage_cpu_ms_median": {k: round(statistics.median(v) * 1000, 3) for k, v in stage_cpu.items()},
@@ -110,6 +140,10 @@ def measure(settings: Settings, questions: Sequence[str], requests: int, warmup:
         "collections": collections,
         "cores": os.cpu_count(),
     }
+
+
+def measure(settings: Settings, questions: Sequence[str], requests: int, warmup: int = 5) -> dict[str, Any]:
+    return asyncio.run(measure_async(settings, questions, requests, warmup))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,14 +17,15 @@ time. Reproduced here on purpose, with the same emulators, embedder, reranker an
 
 Deviations, to run on one machine with no accounts:
 
-- Qdrant: local mode instead of a Qdrant server. It locks its folder per process, so ONE synchronous
-  ``QdrantClient`` is opened at start-up (the Handbook also keeps one module-level client) on this
-  process's own copy of the folder (``QDRANT_PATH``; ``benchmarks/bench.py`` copies the gateway's).
+- Qdrant: the embedded engine instead of a Qdrant server, called synchronously (its calls are). It locks
+  its folder per process, so ONE store is opened at start-up (the Handbook also keeps one module-level
+  client) on this process's own copy of the folder (``QDRANT_PATH``; ``benchmarks/bench.py`` copies the
+  gateway's).
 - Authors: the Handbook resolves the self-queried name through MongoDB (``UserDocument.get_or_create``)
   and filters on ``author_id``; here the indexed names are read once at start-up (the gateway caches them
   too) and the filter is on ``author_full_name``, like the gateway's.
-- Work per request is the gateway's: the same models (fastembed MiniLM, the configured reranker), the same
-  local-mode search function (``search_local``, one query at a time, collection after collection), the same
+- Work per request is the gateway's dense retrieval: the same models (MiniLM, the configured reranker),
+  the same engine's search (one query at a time, collection after collection; no BM25), the same
   number of expansions (``QUERY_EXPANSION_N``) and of hits per (collection, query) search
   (``SEARCH_LIMIT_PER_QUERY``; the Handbook keeps ``k // 3``).
 """
@@ -44,7 +45,6 @@ from typing import Any
 import boto3
 import openai
 from fastapi import FastAPI, Request
-from qdrant_client import QdrantClient
 
 from benchmarks.cpu_model import indexed_authors
 from rag_gateway.api.schemas import RagRequest
@@ -56,9 +56,9 @@ from rag_gateway.rag.prompt import build_prompt
 from rag_gateway.rag.retrieval.catalog import normalise_name
 from rag_gateway.rag.retrieval.embedding import Embedder, Vector
 from rag_gateway.rag.retrieval.ranking import deduplicate
-from rag_gateway.rag.retrieval.reranking import Reranker, build_reranker, top_k
+from rag_gateway.rag.retrieval.reranking import CrossEncoderReranker, Reranker, build_reranker, top_k
 from rag_gateway.rag.retrieval.stores import Hit
-from rag_gateway.rag.retrieval.stores.local import search_local
+from rag_gateway.rag.retrieval.stores.edge import EdgeStore
 from rag_gateway.rag.understanding.expansion import SYSTEM_PROMPT as EXPANSION_PROMPT
 from rag_gateway.rag.understanding.expansion import expansion_schema, parse_expansions
 from rag_gateway.rag.understanding.self_query import SCHEMA as SELF_QUERY_SCHEMA
@@ -71,7 +71,7 @@ class BaselineState:
     settings: Settings
     embedder: Embedder
     reranker: Reranker
-    qdrant: QdrantClient
+    store: EdgeStore
     collections: list[str]
     authors: dict[str, str]
 
@@ -110,10 +110,23 @@ def expand(settings: Settings, query: str) -> list[str]:
 def search_one_query(state: BaselineState, query: str, author: str | None) -> tuple[Vector, list[Hit]]:
     """The Handbook's ``_search``: embed one query, then search each collection in turn."""
     vector = state.embedder.embed([query])[0]
-    found = search_local(
-        state.qdrant, state.collections, [vector], author, state.settings.search_limit_per_query
-    )
-    return vector, [hit for collection in state.collections for hit in found[collection][0]]
+    limit = state.settings.search_limit_per_query
+    return vector, [
+        hit
+        for collection in state.collections
+        for hit in state.store.search(collection, [vector], author, limit)[0]
+    ]
+
+
+def rerank_sync(state: BaselineState, query: str, vector: Vector, hits: Sequence[Hit]) -> list[float]:
+    """The configured reranker's scores, synchronously."""
+    if isinstance(state.reranker, CrossEncoderReranker):
+        return state.reranker.score_now(query, hits)
+    ids: dict[str, list[str]] = {}
+    for hit in hits:
+        ids.setdefault(hit.collection, []).append(hit.id)
+    scores = state.store.exact_scores(vector, ids)
+    return [scores.get(hit.id, hit.score) for hit in hits]
 
 
 def generate(settings: Settings, prompt: str) -> str:
@@ -159,7 +172,7 @@ def rag_sync(state: BaselineState, query: str, k: int) -> dict[str, Any]:
             results = list(executor.map(lambda q: search_one_query(state, q, author), queries))
         candidates = deduplicate([hits for _, hits in results])
         with timings.stage("rerank"):
-            scores = state.reranker.score(query, results[0][0], candidates)
+            scores = rerank_sync(state, query, results[0][0], candidates)
         ranked = top_k(candidates, scores, k)
         prompt = build_prompt(query, [hit for hit, _ in ranked])
         with timings.stage("llm"):
@@ -187,12 +200,11 @@ def rag_sync(state: BaselineState, query: str, k: int) -> dict[str, Any]:
 
 def open_state(settings: Settings) -> BaselineState:
     embedder = Embedder(settings)  # the Handbook's embedding model is a process-wide singleton too
-    reranker = build_reranker(settings, embedder)
-    qdrant = QdrantClient(path=str(settings.qdrant_path))
-    present = {c.name for c in qdrant.get_collections().collections}
-    collections = [c for c in COLLECTIONS if c in present]
+    store = EdgeStore(settings)
+    reranker = build_reranker(settings, store)
+    collections = [c for c in COLLECTIONS if c in store.collection_names()]
     return BaselineState(
-        settings, embedder, reranker, qdrant, collections, indexed_authors(qdrant, collections)
+        settings, embedder, reranker, store, collections, indexed_authors(store, collections)
     )
 
 
@@ -206,7 +218,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            state.qdrant.close()
+            await state.store.close()
 
     app = FastAPI(title="handbook-baseline", lifespan=lifespan)
 

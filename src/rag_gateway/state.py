@@ -99,7 +99,7 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
         embedder = await pool.run(Embedder, settings)
         schema = index_schema(settings, embedder.dim)
         await check_schema_or_explain(store, schema)
-        reranker = await pool.run(build_reranker, settings, embedder)
+        reranker = await pool.run(build_reranker, settings, store, pool)
         openai_client = make_openai_client(settings)
         stack.push_async_callback(openai_client.close)
         sagemaker = await make_sagemaker_client(settings, stack)

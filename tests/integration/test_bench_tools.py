@@ -45,6 +45,8 @@ from benchmarks.loadgen import (
 )
 from benchmarks.machine import ISA_FLAGS, describe_machine, machine_info, parse_cpuinfo, parse_meminfo_gib
 
+from rag_gateway.config import COLLECTIONS, Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -438,6 +440,22 @@ def test_the_baseline_app_builds_without_loading_anything() -> None:
     app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
     paths = {getattr(route, "path", None) for route in app.routes}
     assert {"/rag", "/health"} <= paths
+
+
+def test_the_model_work_calibration_searches_the_ingested_store(
+    ingested_qdrant: Path, model_settings: Settings, tmp_path: Path
+) -> None:
+    """The CPU-capacity line of `make bench` counts the searches and the rerank, on the gateway's store."""
+    from benchmarks.cpu_model import measure
+
+    copy = tmp_path / "qdrant"
+    shutil.copytree(ingested_qdrant, copy)  # the test gateway holds the original's lock
+    settings = model_settings.model_copy(update={"qdrant_path": copy})
+    result = measure(settings, ["What is RAG?", "How do I fine-tune an LLM?"], requests=2, warmup=0)
+    assert set(result["collections"]) == {c for c in COLLECTIONS if (copy / c).is_dir()} != set()
+    assert result["retrieval_mode"] == settings.retrieval_mode
+    assert all(result["stage_cpu_ms_median"][stage] > 0 for stage in ("embed", "search", "rerank"))
+    assert not (copy / "meta.json").exists()  # the folder is read as the gateway reads it, nothing added
 
 
 def test_bench_script_help() -> None:

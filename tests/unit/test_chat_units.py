@@ -118,7 +118,7 @@ async def test_understanding_rewrites_only_with_a_history_and_degrades_on_failur
 
 def _hit(number: int, **payload: Any) -> Hit:
     base = {"content": f"text {number}", "platform": "medium", "author_full_name": "Ada Quill"}
-    return Hit(id=str(number), collection="embedded_articles", score=0.5, payload=base | payload, vector=None)
+    return Hit(id=str(number), collection="embedded_articles", score=0.5, payload=base | payload)
 
 
 def test_the_prompt_carries_the_system_message_and_turns_on_their_own_lines() -> None:
@@ -272,10 +272,7 @@ class _Embedder:
 
 
 class _Reranker:
-    def is_cheap(self, hits: object) -> bool:
-        return True
-
-    def score(self, query: str, vector: object, hits: list[Hit]) -> list[float]:
+    async def score(self, query: str, vector: object, hits: list[Hit]) -> list[float]:
         return [0.0 for _ in hits]
 
 

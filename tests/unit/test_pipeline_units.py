@@ -23,7 +23,7 @@ def _hit(id_: str, score: float, collection: str = "embedded_articles") -> Hit:
         "author_full_name": "Ada Byron",
         "type": "article",
     }
-    return Hit(id=id_, collection=collection, score=score, payload=payload, vector=None)
+    return Hit(id=id_, collection=collection, score=score, payload=payload)
 
 
 def test_deduplicate_keeps_best_score_and_first_position() -> None:
@@ -42,13 +42,15 @@ def test_prompt_has_instruction_query_and_numbered_chunks() -> None:
 class _BrokenReranker:
     name = "broken"
 
-    def __init__(self, cheap: bool) -> None:
-        self.cheap = cheap
+    def __init__(self, where: str, pool: CpuPool) -> None:
+        self.where, self.pool = where, pool
 
-    def is_cheap(self, hits: object) -> bool:
-        return self.cheap
+    async def score(self, query: str, query_vector: object, hits: object) -> list[float]:
+        if self.where == "pool":
+            return await self.pool.run(self.fail)
+        return self.fail()
 
-    def score(self, query: str, query_vector: object, hits: object) -> list[float]:
+    def fail(self) -> list[float]:
         raise RuntimeError("model file corrupt")
 
 
@@ -60,10 +62,10 @@ def _pipeline_with(pool: CpuPool, **parts: Any) -> RagPipeline:
     return RagPipeline(**{**unused, **parts}, pool=pool, search_limit=5, collections=())
 
 
-@pytest.mark.parametrize("cheap", [True, False], ids=["inline", "in the pool"])
-async def test_a_failing_reranker_keeps_vector_order_and_says_so(cheap: bool) -> None:
+@pytest.mark.parametrize("where", ["inline", "pool"])
+async def test_a_failing_reranker_keeps_vector_order_and_says_so(where: str) -> None:
     pool = CpuPool(1)
-    pipeline = _pipeline_with(pool, reranker=_BrokenReranker(cheap))
+    pipeline = _pipeline_with(pool, reranker=_BrokenReranker(where, pool))
     outcome = RequestOutcome()
     try:
         scores = await pipeline._rerank("q", None, [_hit("a", 0.2), _hit("b", 0.9), _hit("c", 0.5)], outcome)  # type: ignore[arg-type]

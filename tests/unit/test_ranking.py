@@ -15,7 +15,7 @@ from rag_gateway.rag.retrieval.stores import Hit
 
 def hit(id_: str, document: str | None = None, score: float = 0.0) -> Hit:
     payload = {"document_id": document} if document else {}
-    return Hit(id=id_, collection="embedded_articles", score=score, payload=payload, vector=None)
+    return Hit(id=id_, collection="embedded_articles", score=score, payload=payload)
 
 
 def test_rrf_adds_weighted_reciprocal_ranks_and_keeps_each_lists_best_rank() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,17 @@ import pytest
 from rag_gateway.config import Settings
 from rag_gateway.rag.retrieval.embedding import Embedder
 from rag_gateway.rag.retrieval.reranking import CrossEncoderReranker, EmbeddingReranker, build_reranker, top_k
-from rag_gateway.rag.retrieval.stores import Hit
+from rag_gateway.rag.retrieval.schema import index_schema
+from rag_gateway.rag.retrieval.stores import Hit, StoredPoint
+from rag_gateway.rag.retrieval.stores.edge import EdgeStore
+from rag_gateway.runtime.cpu_pool import CpuPool
 from tests.standin_models import build_keyword_cross_encoder
 
+POSTS = "embedded_posts"
 
-def _hit(id_: str, content: str, vector: np.ndarray | None = None) -> Hit:
-    return Hit(id=id_, collection="embedded_posts", score=0.0, payload={"content": content}, vector=vector)
+
+def _hit(id_: str, content: str) -> Hit:
+    return Hit(id=id_, collection=POSTS, score=0.0, payload={"content": content})
 
 
 @pytest.fixture(scope="module")
@@ -24,31 +30,28 @@ def embedder(model_settings: Settings) -> Embedder:
     return Embedder(model_settings)
 
 
-def test_embedding_reranker_puts_the_relevant_chunk_first(embedder: Embedder) -> None:
+async def test_embedding_reranker_puts_the_relevant_chunk_first(embedder: Embedder, tmp_path: Path) -> None:
+    """Scored by the store against the vectors stored at ingest: the chunk that answers wins."""
     query = "how do I rotate the API keys of the gateway?"
     texts = ["The cat sat on the mat.", "To rotate API keys, open the admin console and click regenerate."]
-    vectors = embedder.embed(texts)
-    hits = [_hit(str(i), t, v) for i, (t, v) in enumerate(zip(texts, vectors, strict=True))]
-    reranker = EmbeddingReranker(embedder)
-    scores = reranker.score(query, embedder.embed([query])[0], hits)
-    assert [hit.id for hit, _ in top_k(hits, scores, 2)] == ["1", "0"]
-
-
-def test_embedding_reranker_embeds_chunks_stored_without_vectors(embedder: Embedder) -> None:
-    query = "kubernetes pod keeps restarting"
-    hits = [
-        _hit("a", "Pie recipes for autumn."),
-        _hit("b", "A pod restarts when it is OOMKilled by kubernetes."),
-    ]
-    scores = EmbeddingReranker(embedder).score(query, embedder.embed([query])[0], hits)
-    assert scores[1] > scores[0]
-
-
-def test_embedding_reranker_runs_inline_only_when_every_hit_has_its_vector(embedder: Embedder) -> None:
-    reranker = EmbeddingReranker(embedder)
-    stored = _hit("a", "x", np.ones(384, dtype=np.float32))
-    assert reranker.is_cheap([stored, stored])
-    assert not reranker.is_cheap([stored, _hit("b", "no vector: needs the model")])
+    ids = [str(uuid.uuid4()) for _ in texts]
+    store = EdgeStore(Settings(qdrant_path=tmp_path / "store"))
+    try:
+        await store.ensure_collections(index_schema(Settings(), embedder.dim), [POSTS])
+        vectors = embedder.embed(texts)
+        await store.upsert(
+            POSTS, [StoredPoint(i, v, {"content": t}) for i, v, t in zip(ids, vectors, texts, strict=True)]
+        )
+        hits = [_hit(i, t) for i, t in zip(ids, texts, strict=True)]
+        query_vector = embedder.embed([query])[0]
+        scores = await EmbeddingReranker(store).score(query, query_vector, hits)
+        assert scores == pytest.approx([float(v @ query_vector) for v in vectors], abs=1e-5)
+        assert [hit.id for hit, _ in top_k(hits, scores, 2)] == [ids[1], ids[0]]
+        # a point deleted since the search keeps the score it was found with
+        gone = Hit(id=str(uuid.uuid4()), collection=POSTS, score=0.25, payload={})
+        assert (await EmbeddingReranker(store).score(query, query_vector, [gone])) == [0.25]
+    finally:
+        await store.close()
 
 
 def test_top_k_keeps_k_best_and_retrieval_order_on_ties() -> None:
@@ -57,7 +60,7 @@ def test_top_k_keeps_k_best_and_retrieval_order_on_ties() -> None:
     assert [hit.id for hit, _ in ranked] == ["1", "0", "2"]
 
 
-def test_cross_encoder_from_a_local_folder_scores_with_the_onnx_model(
+async def test_cross_encoder_from_a_local_folder_scores_with_the_onnx_model(
     tmp_path: Path, model_settings: Settings
 ) -> None:
     vocab = json.loads((model_settings.embedding_tokenizer_dir / "tokenizer.json").read_text())["model"][
@@ -72,15 +75,18 @@ def test_cross_encoder_from_a_local_folder_scores_with_the_onnx_model(
             "reranking_cross_encoder_model_path": model_dir,
         }
     )
-    reranker = build_reranker(settings, embedder=None)  # type: ignore[arg-type]
-    assert isinstance(reranker, CrossEncoderReranker)
-    hits = [
-        _hit("none", "Nothing relevant here."),
-        _hit("two", "a vector index and a vector cache"),
-        _hit("one", "a vector server"),
-    ]
-    assert not reranker.is_cheap(hits)  # a cross-encoder is model work: always in the pool
-    scores = reranker.score("where is the vector kept?", np.zeros(384, dtype=np.float32), hits)
+    pool = CpuPool(1)
+    try:
+        reranker = build_reranker(settings, store=None, pool=pool)  # type: ignore[arg-type]
+        assert isinstance(reranker, CrossEncoderReranker)
+        hits = [
+            _hit("none", "Nothing relevant here."),
+            _hit("two", "a vector index and a vector cache"),
+            _hit("one", "a vector server"),
+        ]
+        scores = await reranker.score("where is the vector kept?", np.zeros(384, dtype=np.float32), hits)
+    finally:
+        pool.shutdown()
     # query has 1 keyword; documents add 0, 2 and 1
     assert scores == [1.0, 3.0, 2.0]
     assert [hit.id for hit, _ in top_k(hits, scores, 3)] == ["two", "one", "none"]

@@ -4,9 +4,9 @@ The pipeline owns a request from the question to the last token: `answer` for a 
 then `stream` for a streamed one. A chat's earlier turns (a `Conversation`) make `prepare` rewrite the
 follow-up into a standalone question first, and ride in the prompt within CHAT_HISTORY_TOKENS; a
 request's `GenerationParams` go to the LLM as they are. Each records its stages, skipped steps and
-decisions in the request's `RequestOutcome`, so every API face reports the same stages. CPU work
-(embedding, reranking, an in-process vector search, token counts) goes to the bounded CPU pool so the
-event loop only ever waits.
+decisions in the request's `RequestOutcome`, so every API face reports the same stages. Model work
+(embedding, a cross-encoder, token counts) goes to the bounded CPU pool; the embedded store's calls run
+inline (they hold the GIL, see `stores.edge`) and take well under a millisecond.
 """
 
 from __future__ import annotations
@@ -261,9 +261,7 @@ class RagPipeline:
     ) -> list[float]:
         """A relevance score per candidate against the original question."""
         try:
-            if self._reranker.is_cheap(candidates):
-                return self._reranker.score(query, vector, candidates)
-            return await self._pool.run(self._reranker.score, query, vector, candidates)
+            return await self._reranker.score(query, vector, candidates)
         except OverloadedError:
             raise
         except Exception as exc:  # a reranker bug or model failure must not cost the answer

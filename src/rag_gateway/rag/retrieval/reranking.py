@@ -1,9 +1,10 @@
 """Rerankers: re-score retrieved chunks against the original query and keep the best k.
 
 No cross-encoder ships on a registry reachable offline, so the default scores with the embedding model:
-the cosine of the query vector and the chunk vector stored at ingest (a dot product of unit vectors, about
-a few microseconds). A fastembed ``TextCrossEncoder`` is one setting away. Real model work runs in the
-CPU pool; a reranker says through ``is_cheap`` when its work is smaller than a pool hop.
+the cosine of the query vector and each chunk's vector stored at ingest, which the store computes where
+the vectors live (`VectorStore.dense_scores`: one exact, id-filtered query per collection) instead of
+shipping 384 floats per hit to the gateway. A fastembed ``TextCrossEncoder`` is one setting away; its model
+work runs in the CPU pool.
 """
 
 from __future__ import annotations
@@ -11,55 +12,47 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-import numpy as np
-
 from rag_gateway.config import EMBEDDING_RERANKER_ID, Settings
-from rag_gateway.rag.retrieval.embedding import Embedder, Vector
-from rag_gateway.rag.retrieval.stores import Hit
+from rag_gateway.rag.retrieval.embedding import Vector
+from rag_gateway.rag.retrieval.stores import Hit, VectorStore
+from rag_gateway.runtime.cpu_pool import CpuPool
 
 
 class Reranker(Protocol):
     name: str
 
-    def score(self, query: str, query_vector: Vector, hits: Sequence[Hit]) -> list[float]:
+    async def score(self, query: str, query_vector: Vector, hits: Sequence[Hit]) -> list[float]:
         """One relevance score per hit, in input order; higher is better."""
-        ...
-
-    def is_cheap(self, hits: Sequence[Hit]) -> bool:
-        """True when scoring these hits costs less than a trip through the CPU pool (run it inline)."""
         ...
 
 
 class EmbeddingReranker:
     name = "embedding"
 
-    def __init__(self, embedder: Embedder) -> None:
-        self._embedder = embedder
+    def __init__(self, store: VectorStore) -> None:
+        self._store = store
 
-    def is_cheap(self, hits: Sequence[Hit]) -> bool:
-        # One small matrix-vector product (tens of hits x 384) takes microseconds; queued behind embedding
-        # jobs in the pool it would wait far longer than it runs under load (docs/performance.md). Hits
-        # without a stored vector need the model, which is pool work.
-        return all(hit.vector is not None for hit in hits)
-
-    def score(self, query: str, query_vector: Vector, hits: Sequence[Hit]) -> list[float]:
+    async def score(self, query: str, query_vector: Vector, hits: Sequence[Hit]) -> list[float]:
         if not hits:
             return []
-        missing = [i for i, hit in enumerate(hits) if hit.vector is None]
-        vectors = [hit.vector for hit in hits]
-        if missing:  # points stored without vectors: embed their text once
-            fresh = self._embedder.embed([str(hits[i].payload.get("content", "")) for i in missing])
-            for i, vector in zip(missing, fresh, strict=True):
-                vectors[i] = vector
-        matrix = np.vstack([v for v in vectors if v is not None])
-        return [float(s) for s in matrix @ query_vector]
+        ids: dict[str, list[str]] = {}
+        for hit in hits:
+            ids.setdefault(hit.collection, []).append(hit.id)
+        scores = await self._store.dense_scores(query_vector, ids)
+        # a point deleted since the search keeps the score it was found with
+        return [scores.get(hit.id, hit.score) for hit in hits]
 
 
 class CrossEncoderReranker:
     """fastembed ``TextCrossEncoder`` by model id, or from a local folder (model.onnx + tokenizer files)."""
 
     def __init__(
-        self, model_id: str, model_path: str | None, cache_dir: str | None, threads: int | None
+        self,
+        model_id: str,
+        model_path: str | None,
+        cache_dir: str | None,
+        threads: int | None,
+        pool: CpuPool | None = None,
     ) -> None:
         from fastembed.common.model_description import ModelSource
         from fastembed.rerank.cross_encoder import TextCrossEncoder
@@ -74,29 +67,35 @@ class CrossEncoderReranker:
                     license="unknown",
                 )
         self.name = model_id
+        self._pool = pool
         self._model = TextCrossEncoder(
             model_name=model_id, specific_model_path=model_path, cache_dir=cache_dir, threads=threads
         )
 
-    def is_cheap(self, hits: Sequence[Hit]) -> bool:
-        return not hits
-
-    def score(self, query: str, query_vector: Vector, hits: Sequence[Hit]) -> list[float]:
+    async def score(self, query: str, query_vector: Vector, hits: Sequence[Hit]) -> list[float]:
         if not hits:
             return []
+        if self._pool is None:
+            return self.score_now(query, hits)
+        return await self._pool.run(self.score_now, query, hits)
+
+    def score_now(self, query: str, hits: Sequence[Hit]) -> list[float]:
+        """The model's scores, in the calling thread (the pool's, or a synchronous caller's)."""
         documents = [str(hit.payload.get("content", "")) for hit in hits]
         return [float(s) for s in self._model.rerank(query, documents, batch_size=8)]
 
 
-def build_reranker(settings: Settings, embedder: Embedder) -> Reranker:
+def build_reranker(settings: Settings, store: VectorStore, pool: CpuPool | None = None) -> Reranker:
+    """The configured reranker; a cross-encoder's model work goes to ``pool`` when one is given."""
     if settings.reranking_cross_encoder_model_id == EMBEDDING_RERANKER_ID:
-        return EmbeddingReranker(embedder)
+        return EmbeddingReranker(store)
     path = settings.reranking_cross_encoder_model_path
     return CrossEncoderReranker(
         settings.reranking_cross_encoder_model_id,
         str(path) if path else None,
         str(settings.model_cache_dir) if settings.model_cache_dir else None,
         settings.effective_onnx_threads,
+        pool,
     )
 
 

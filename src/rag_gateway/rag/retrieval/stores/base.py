@@ -47,13 +47,13 @@ SearchVector = Vector | SparseVector
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One retrieved chunk."""
+    """One retrieved chunk. No vector comes along: the reranker asks the store for the scores it needs
+    (`VectorStore.dense_scores`), which costs less than carrying 384 floats per hit into Python."""
 
     id: str
     collection: str
     score: float
     payload: Mapping[str, Any]
-    vector: Vector | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +78,14 @@ def named_vectors(point: StoredPoint, sparse_type: Callable[..., Any]) -> dict[s
     return vectors
 
 
-def hit_of(collection: str, point: Any) -> Hit:
-    """A scored point of either engine (same fields: id, score, payload, named vectors) as a `Hit`."""
-    dense = point.vector.get(DENSE_VECTOR) if isinstance(point.vector, dict) else None
+def hit_of(collection: str, point: Any, payload: Mapping[str, Any] | None = None) -> Hit:
+    """A scored point of either engine (same fields: id, score, payload) as a `Hit`; ``payload`` when it
+    was fetched apart from the search."""
     return Hit(
         id=str(point.id),  # a uuid.UUID for UUID ids on the embedded engine
         collection=collection,
         score=float(point.score),
-        payload=point.payload or {},
-        vector=np.asarray(dense, dtype=np.float32) if isinstance(dense, list) else None,
+        payload=payload if payload is not None else (point.payload or {}),
     )
 
 
@@ -141,6 +140,12 @@ class VectorStore(Protocol):
         A collection that fails maps to its error (the others still answer); the gateway's own overload
         is raised.
         """
+        ...
+
+    async def dense_scores(self, vector: Vector, ids: Mapping[str, Sequence[str]]) -> dict[str, float]:
+        """The exact dot product of ``vector`` with the stored dense vector of each listed point
+        (collection -> point ids), by point id: the embedding reranker's cosine, computed where the
+        vectors live. Points that no longer exist are left out."""
         ...
 
     async def close(self) -> None: ...

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import fcntl
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from operator import methodcaller
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -36,6 +37,7 @@ from rag_gateway.rag.retrieval.stores.base import (
     SparseVector,
     StoredPoint,
     StoreUnavailableError,
+    Vector,
     hit_of,
     named_vectors,
 )
@@ -47,6 +49,8 @@ LAYOUT_FILE = "store.json"
 LAYOUT = {"engine": "qdrant-edge", "layout": 1}
 #: Candidates rescored with the original vectors, as a multiple of the limit (quantized search).
 QUANTIZATION_OVERSAMPLING = 2.0
+#: Scores from the original vectors of the filtered points (never their int8 copies).
+EXACT_SEARCH = edge.SearchParams(exact=True, quantization=edge.QuantizationSearchParams(ignore=True))
 #: Held (flock) by the process that has the folder open.
 LOCK_FILE = ".lock"
 #: Files qdrant-client's local mode (the store of earlier versions) leaves at a folder's root.
@@ -186,6 +190,9 @@ class EdgeStore:
             self._record_schema(name, schema)
 
     async def existing_collections(self) -> set[str]:
+        return self.collection_names()
+
+    def collection_names(self) -> set[str]:
         return set(self._shards)
 
     # --- writes (ingestion) ------------------------------------------------------------------------
@@ -215,6 +222,10 @@ class EdgeStore:
 
     # --- reads (request path) ----------------------------------------------------------------------
     async def authors(self, collections: Sequence[str]) -> set[str]:
+        return self.author_names(collections)
+
+    def author_names(self, collections: Sequence[str]) -> set[str]:
+        """`authors`, synchronously (the engine's calls are; the async face is the store protocol's)."""
         request = edge.FacetRequest(key=AUTHOR_NAME_KEY, limit=MAX_FACET_VALUES, exact=True)
         names: set[str] = set()
         for name in collections:
@@ -226,7 +237,11 @@ class EdgeStore:
     def search(
         self, collection: str, vectors: Sequence[SearchVector], author: str | None, limit: int
     ) -> list[list[Hit]]:
-        """One batched query per collection: a hit list per query vector, best first."""
+        """One batched query per collection: a hit list per query vector, best first.
+
+        The queries return ids and scores only; each distinct hit's payload is then read once. The same
+        chunk is found by several queries, and the engine turns a payload into Python objects per hit:
+        reading them apart halves the call's CPU."""
         query_filter = _author_filter(author)
         batch = edge.QueryBatchRequest(
             [
@@ -234,15 +249,34 @@ class EdgeStore:
                     query=_query(vector),
                     filter=query_filter,
                     limit=limit,
-                    with_payload=True,
-                    with_vector=[DENSE_VECTOR],
+                    with_payload=False,
+                    with_vector=False,
                     params=self._params,
                 )
                 for vector in vectors
             ]
         )
         results = self._run(collection, lambda shard: shard.query_batch(batch))
-        return [[hit_of(collection, point) for point in points] for points in results]
+        ids = list({point.id: None for points in results for point in points})
+        records = self._run(collection, lambda shard: shard.retrieve(ids, True, False)) if ids else []
+        payloads = {str(record.id): record.payload or {} for record in records}
+        return [
+            [hit_of(collection, point, payloads.get(str(point.id), {})) for point in points]
+            for points in results
+        ]
+
+    async def dense_scores(self, vector: Vector, ids: Mapping[str, Sequence[str]]) -> dict[str, float]:
+        return self.exact_scores(vector, ids)
+
+    def exact_scores(self, vector: Vector, ids: Mapping[str, Sequence[str]]) -> dict[str, float]:
+        """`dense_scores`, synchronously: one exact query per collection, filtered to the ids."""
+        query = _query(vector)
+        scores: dict[str, float] = {}
+        for collection, point_ids in ids.items():
+            if point_ids:
+                found = self._run(collection, methodcaller("query_batch", _scoring_batch(query, point_ids)))
+                scores.update((str(point.id), float(point.score)) for point in found[0])
+        return scores
 
     async def search_collections(
         self, collections: Sequence[str], vectors: Sequence[SearchVector], author: str | None, limit: int
@@ -265,6 +299,22 @@ class EdgeStore:
         if self._lock is not None:
             self._lock.close()  # closing the file releases its lock
             self._lock = None
+
+
+def _scoring_batch(query: Any, point_ids: Sequence[str]) -> edge.QueryBatchRequest:
+    """One exact query restricted to ``point_ids``: their scores against ``query``."""
+    return edge.QueryBatchRequest(
+        [
+            edge.QueryRequest(
+                query=query,
+                filter=edge.Filter(must=[edge.HasIdCondition(set(point_ids))]),
+                limit=len(point_ids),
+                with_payload=False,
+                with_vector=False,
+                params=EXACT_SEARCH,
+            )
+        ]
+    )
 
 
 def _author_filter(author: str | None) -> edge.Filter | None:

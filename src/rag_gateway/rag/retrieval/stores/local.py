@@ -47,16 +47,10 @@ def search_local(
 
     def hits(name: str, query: models.NearestQuery) -> list[Hit]:
         response = client.query_points(
-            name, query=query, query_filter=query_filter, limit=limit, with_payload=True, with_vectors=True
+            name, query=query, query_filter=query_filter, limit=limit, with_payload=True
         )
         return [
-            Hit(
-                id=str(point.id),
-                collection=name,
-                score=float(point.score),
-                payload=point.payload or {},
-                vector=np.asarray(point.vector, dtype=np.float32) if isinstance(point.vector, list) else None,
-            )
+            Hit(id=str(point.id), collection=name, score=float(point.score), payload=point.payload or {})
             for point in response.points
         ]
 

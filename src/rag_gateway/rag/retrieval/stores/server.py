@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -38,12 +38,15 @@ from rag_gateway.rag.retrieval.stores.base import (
     SparseVector,
     StoredPoint,
     StoreUnavailableError,
+    Vector,
     hit_of,
     named_vectors,
 )
 from rag_gateway.resilience import UpstreamGuard
 
 UPSTREAM = "qdrant"
+#: Scores from the original vectors of the filtered points (never quantized copies).
+EXACT_SEARCH = models.SearchParams(exact=True, quantization=models.QuantizationSearchParams(ignore=True))
 #: The collection metadata key that records the index schema.
 SCHEMA_KEY = "rag_gateway_schema"
 
@@ -182,7 +185,7 @@ class ServerStore:
                 filter=query_filter,
                 limit=limit,
                 with_payload=True,
-                with_vector=[DENSE_VECTOR],
+                with_vector=False,
                 params=self._params,
             )
             for vector in vectors
@@ -204,6 +207,28 @@ class ServerStore:
                 raise result
             found[name] = result
         return found
+
+    async def dense_scores(self, vector: Vector, ids: Mapping[str, Sequence[str]]) -> dict[str, float]:
+        """One exact query per collection, filtered to the listed ids, all concurrently."""
+        query = vector.tolist()
+
+        async def score(collection: str, point_ids: Sequence[str]) -> list[Any]:
+            response = await self._call(
+                "query_points",
+                collection,
+                query=query,
+                using=DENSE_VECTOR,
+                query_filter=models.Filter(must=[models.HasIdCondition(has_id=list(point_ids))]),
+                limit=len(point_ids),
+                with_payload=False,
+                with_vectors=False,
+                search_params=EXACT_SEARCH,
+            )
+            return list(response.points)
+
+        wanted = [(collection, point_ids) for collection, point_ids in ids.items() if point_ids]
+        found = await asyncio.gather(*(score(collection, point_ids) for collection, point_ids in wanted))
+        return {str(point.id): float(point.score) for points in found for point in points}
 
     async def close(self) -> None:
         await self._client.close()
