@@ -499,12 +499,14 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
                 efficiency_value=efficiency(m.level.rps, concurrency, critical, capacity, limit),
                 baseline_rps=base_rps,
             )
-            rows.append({**row, "outside_cores": round(m.outside_cores, 3)})
+            box = (m.server_cores + sum(m.others_cores.values())) / n_cores
+            rows.append({**row, "outside_cores": round(m.outside_cores, 3), "box_busy": round(box, 3)})
         runs += rows
         summary = summarize_runs(rows)
         summary["bound_rps"] = bound_rps(concurrency, critical, capacity, limit)
         summary["bound_by"] = "cpu" if capacity < admitted(concurrency, limit) / critical else "lat"
         summary["outside_cores"] = spread(m.outside_cores for m in measured)[0]
+        summary["box_busy"] = spread(float(r["box_busy"]) for r in rows)[0]
         summaries.append(summary)
 
     def cell(s: dict[str, Any], key: str, digits: int, width: int) -> str:
@@ -520,7 +522,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
     header = (
         f"{'C':>4} {'rps [min-max]':>{wide}} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'err':>4} {'shed':>6} "
         f"{'cpu ms/req':>10} {'peak MB':>7} {'bound':>7} {'by':>3} {'effic. [min-max]':>{wide}} "
-        f"{'base rps':>8} {'ours/base':>9} {'ext':>5}"
+        f"{'base rps':>8} {'ours/base':>9} {'box':>5} {'ext':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -533,7 +535,8 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
         print(
             f"{s['concurrency']:>4} {cell(s, 'rps', 2, wide)} {p['p50_ms']} {p['p95_ms']} {p['p99_ms']} "
             f"{s['errors']:>4} {s['shed']:>6} {cpu_ms} {s['peak_rss_mb'] or 0:7.0f} {s['bound_rps']:7.1f} "
-            f"{s['bound_by']:>3} {cell(s, 'efficiency', 2, wide)} {base_txt} {ratio} {s['outside_cores'] or 0:5.2f}"
+            f"{s['bound_by']:>3} {cell(s, 'efficiency', 2, wide)} {base_txt} {ratio} {s['box_busy'] or 0:5.2f} "
+            f"{s['outside_cores'] or 0:5.2f}"
         )
     print(
         f"medians over {args.repeats} run(s) per level, [min-max] over the runs; latencies and cpu: medians of "
@@ -541,6 +544,8 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
         f"bound = min(min(C, MAX_IN_FLIGHT_REQUESTS={limit}) / critical path, CPU capacity) rps; by = which of "
         "the two binds; effic. = rps/bound;\nshed = 503 + Retry-After answers above the in-flight limit (by "
         "design, not errors); err = everything else that was not a good answer;\n"
+        "box = share of the machine's cores busy with the benchmark's own processes (gateway, emulators, load\n"
+        "generator): near 1.00 the box is saturated and only less CPU per request raises rps;\n"
         "ext = cores busy with processes that are not this benchmark's during the level (a shared machine:\n"
         "anything well above 0 means the gateway did not have the cores the bound assumes)"
     )

@@ -416,11 +416,11 @@ def _range(summary: Mapping[str, Any], key: str, digits: int) -> str:
 def markdown_table(summaries: Sequence[Mapping[str, Any]]) -> str:
     """The per-level summaries as a markdown table for the README: medians, (min–max) over the runs.
 
-    Reads ``bound_rps`` and ``bound_by`` from each summary when present (the bench adds them)."""
+    Reads ``bound_rps``, ``bound_by`` and ``box_busy`` from each summary when present (the bench adds them)."""
     lines = [
         "| C | rps | p50 ms | p95 ms | p99 ms | errors | shed | CPU ms/req | peak MB | bound | by | "
-        "efficiency | baseline rps | ours/baseline |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: |",
+        "efficiency | box busy | baseline rps | ours/baseline |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: | ---: |",
     ]
     for s in summaries:
         base, rps = s.get("baseline_rps"), s.get("rps_median")
@@ -430,7 +430,7 @@ def markdown_table(summaries: Sequence[Mapping[str, Any]]) -> str:
             f"{_fmt(s.get('p95_ms'), 0)} | {_fmt(s.get('p99_ms'), 0)} | {s.get('errors', 0)} | "
             f"{s.get('shed', 0)} | {_fmt(s.get('cpu_ms_per_request'), 1)} | {_fmt(s.get('peak_rss_mb'), 0)} | "
             f"{_fmt(s.get('bound_rps'), 1)} | {s.get('bound_by', '–')} | {_range(s, 'efficiency', 2)} | "
-            f"{_fmt(base, 2)} | {ratio} |"
+            f"{_fmt(s.get('box_busy'), 2)} | {_fmt(base, 2)} | {ratio} |"
         )
     return "\n".join(lines)
 

@@ -333,13 +333,13 @@ def test_the_markdown_table_is_ready_for_the_readme() -> None:
         summarize_runs([run_row(1, 1.2, 0.95, baseline_rps=1.0), run_row(1, 1.3, 0.97, baseline_rps=1.0)]),
         summarize_runs([run_row(256, 150.0, 0.9, shed=300), run_row(256, 160.0, 0.95, shed=280)]),
     ]
-    summaries[1].update(bound_rps=166.7, bound_by="lat")
+    summaries[1].update(bound_rps=166.7, bound_by="lat", box_busy=0.98)
     lines = markdown_table(summaries).splitlines()
     assert lines[0].startswith("| C | rps |") and "shed" in lines[0] and "efficiency" in lines[0]
     assert set(lines[1]) <= set("|-: ")
     assert lines[2].startswith("| 1 | 1.25 (1.20–1.30) |") and "| 1.2 |" in lines[2]  # ours/baseline
     assert "| 256 | 155.00 (150.00–160.00) |" in lines[3] and "| 580 |" in lines[3]
-    assert "| 166.7 | lat | 0.93 (0.90–0.95) |" in lines[3]
+    assert "| 166.7 | lat | 0.93 (0.90–0.95) | 0.98 |" in lines[3]  # a saturated box, said
     assert all(line.count("|") == lines[0].count("|") for line in lines)
 
 

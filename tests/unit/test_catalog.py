@@ -1,4 +1,4 @@
-"""CorpusCatalog: which collections exist and which authors are indexed, reused for the TTL."""
+"""CorpusCatalog: which collections hold points and which authors are indexed, reused for the TTL."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class FakeStore:
     def __init__(self, collections: set[str], authors: dict[str, set[str]]) -> None:
         self.present = collections
         self.by_collection = authors
+        self.points = dict.fromkeys(collections, 10)
         self.collection_calls = 0
         self.author_calls: list[tuple[str, ...]] = []
 
@@ -28,6 +29,9 @@ class FakeStore:
         self.collection_calls += 1
         await asyncio.sleep(0)  # yield, as a network call would
         return set(self.present)
+
+    async def count(self, collection: str) -> int:
+        return self.points.get(collection, 0)
 
     async def authors(self, collections: Sequence[str]) -> set[str]:
         self.author_calls.append(tuple(collections))
@@ -103,6 +107,19 @@ async def test_collections_are_the_configured_ones_that_exist_in_order(
     assert store.author_calls == [("posts", "articles")]
 
 
+async def test_an_empty_collection_is_not_searched_until_it_holds_points(
+    store: FakeStore, clock: FakeClock
+) -> None:
+    store.points["posts"] = 0
+    catalog = make(store, ttl_s=60.0)
+    assert await catalog.collections() == ("articles",)
+    assert await catalog.resolve_author("jane doe") is None  # its authors are not offered either
+    store.points["posts"] = 3
+    clock.now += 60.0
+    assert await catalog.collections() == ("posts", "articles")
+    assert await catalog.resolve_author("jane doe") == "Jane Doe"
+
+
 async def test_no_collections_means_no_authors_lookup(clock: FakeClock) -> None:
     store = FakeStore({"unrelated"}, {"unrelated": {"Jane Doe"}})
     catalog = make(store)
@@ -128,6 +145,7 @@ async def test_reloaded_after_the_ttl(store: FakeStore, clock: FakeClock) -> Non
     assert await catalog.resolve_author("new author") is None
     store.by_collection["posts"].add("New Author")
     store.present.add("repositories")
+    store.points["repositories"] = 1
     store.by_collection["repositories"] = {"Repo Owner"}
     clock.now += 60.0
     assert await catalog.resolve_author("NEW AUTHOR") == "New Author"

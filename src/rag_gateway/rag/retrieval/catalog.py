@@ -1,9 +1,10 @@
-"""What the corpus holds right now: which collections exist and which authors are indexed.
+"""What the corpus holds right now: which collections hold points and which authors are indexed.
 
 Used on the read path to decide where to search and whether a self-queried name may become a filter: an
 author the corpus does not know must never become a filter (it would return nothing). Names match case- and
 whitespace-insensitively and come back spelled as stored. Read from the store (no writes) and reused for
-``AUTHOR_CACHE_TTL_S`` seconds.
+``AUTHOR_CACHE_TTL_S`` seconds. An empty collection is left out of the searches: querying it finds nothing
+and still costs a batched call per request (a third of the search stage on a corpus of articles only).
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ class CorpusCatalog:
             if self._fresh() and not force:
                 return
             present = await self._store.existing_collections()
-            collections = tuple(c for c in self._wanted if c in present)
+            collections = tuple([c for c in self._wanted if c in present and await self._store.count(c) > 0])
             names = await self._store.authors(collections) if collections else set()
             self._collections = collections
             self._authors = {normalise_name(name): name for name in names}
             self._loaded_at = time.monotonic()
 
     async def collections(self) -> tuple[str, ...]:
-        """The configured collections that exist in the store."""
+        """The configured collections that exist in the store and hold points."""
         await self.refresh()
         return self._collections
 
