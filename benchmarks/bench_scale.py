@@ -11,10 +11,10 @@ one to the engine and measures what an operator has to plan for, per size N:
   just before the index build is recorded too, since building the index is what peaks);
 * start-up: `EdgeStore` open + the author catalogue (`authors()`) in a fresh process, and, with the /rag
   load, `rag-gateway serve` start until /readyz answers 200 (this one includes loading the models);
-* the search stage as the pipeline issues it (`search_collections` over the 3 collections with 3 dense
-  vectors, plus 3 BM25 queries of real questions in hybrid mode, the default; as many hits as the pipeline
-  asks at the default k), plain and with an author filter, p50/p99, dense-only too, and the RSS of a process
-  that serves it;
+* the search stage as the pipeline issues it (`search_collections` over the collections that hold points,
+  as the catalogue hands them over: here the one the corpus fills; 3 dense vectors, plus 3 BM25 queries of
+  real questions in hybrid mode, the default; as many hits as the pipeline asks at the default k), plain and with an author filter, p50/p99, dense-only and BM25-only too, and the
+  RSS of a process that serves it;
 * HNSW recall@10 of the dense search against exact search (numpy brute force over the generated vectors),
   plain and filtered;
 * `/rag` p50/p99 at C=1 and C=64 through the existing load generator, with the OpenAI (150 ms) and
@@ -25,12 +25,38 @@ one to the engine and measures what an operator has to plan for, per size N:
 
 How the corpus is made: the real articles (../shared/data/articles.json; the sample corpus when absent) are
 chunked with the project's own ingest chunking and embedded once with the project's embedder. 80% of those
-chunk vectors seed the corpus, 20% are held out to seed the queries. A synthetic chunk is a random seed
-vector plus gaussian noise, re-normalised; --noise is the noise vector's expected norm (per-dimension
-sigma = noise / sqrt(384)), so at the default 0.3 a synthetic chunk keeps a cosine of ~0.96 to its seed and
-neighbourhoods stay those of the real embeddings. Authors (~1,000) follow a zipf law, the two real authors
-first; the payload carries ~1,000 characters of the seed chunk's text. The corpus is streamed to JSONL
-(never held in memory) and imported into a fresh store folder.
+chunk vectors seed the corpus, 20% are held out to seed the queries (dense: a held-out chunk vector plus
+noise; BM25: the real questions of ../shared/data/queries.json). Noise is a gaussian vector of expected norm
+--noise (per-dimension sigma = noise / sqrt(384)), added and then re-normalised; at the default 0.3 a vector
+keeps a cosine of ~0.96 to what it was.
+
+--corpus mixtures (the default): a synthetic chunk mixes 2 or 3 distinct seed chunks, the first drawn at
+random and the others among its --mix-neighbours most similar seeds (a chunk on a neighbouring subject, as
+a new article's chunk is); random convex weights (flat Dirichlet). Its vector is the re-normalised weighted
+sum of theirs plus noise; its text is consecutive sentences (long ones cut into word spans) of each seed's
+text from a random place, in proportion to the weights, ~1,000 characters in all; title and link are those
+of the seed with the largest weight. Why: with --corpus noisy-copies (each chunk one seed vector plus noise,
+with that seed's text: the corpus of earlier runs) each of the ~410 corpus seeds repeats N/410 times (~2,400
+times at 1M), text and all, and the near-copies of the query's nearest seed make its exact top 10 a set of
+near-ties that HNSW cannot order (recall@10 0.77 at 1M): a corpus no user has. With mixtures the
+neighbourhoods are a continuum. At 100k, copies against mixtures: 92% of a query's exact top 10 are copies
+of the same seed as its 1st (64% have the same main seed), the gap between a query's 1st and 10th neighbour
+is 0.010 (0.020), a point's nearest other point sits at a cosine of 0.932 (0.913), 411 distinct texts in
+10,000 chunks (all distinct), and recall@10 at the default hnsw_ef is 0.92-0.96 depending on the build
+(0.995 in each). Partners among a seed's 32
+most similar keep a chunk on one subject; --mix-neighbours 0 (any seed) is harder for HNSW (0.968 at 100k).
+What stays synthetic: the vocabulary is that of the 516 real chunks, so a question's terms still hold about
+the same share of the corpus at any N (their posting lists sum to ~0.6 N either way, recorded as
+bm25_query_postings_share), and the BM25 half of a hybrid search costs the same on both corpora, linear in
+N. Each size records these statistics of its corpus (`neighbourhood`, `bm25_term_shares`).
+Authors (~1,000) follow a zipf law, the two real authors first. Generation is seeded (--seed) and streamed
+to JSONL a batch at a time (memory flat in N), then imported into a fresh store folder.
+
+What the store is built and searched with can be varied without editing the gateway: --hnsw-m,
+--hnsw-ef-construct and --payload-memory create the shards with those settings instead of `shard_config`'s;
+--ef-sweep searches the same store again at other hnsw_ef values (VECTOR_SEARCH_EF is the default pass).
+Serving RSS is recorded whole, anonymous (RssAnon) and file-backed (RssFile: mapped segment files, by kind
+of file in serving_rss_by_file).
 
 Every build and every measurement of a size runs in its own spawned child process, so RSS and VmHWM belong
 to that size alone; a build that exceeds --max-build-minutes is stopped, its time so far reported, and the
@@ -43,13 +69,16 @@ import argparse
 import asyncio
 import contextlib
 import importlib.metadata
+import itertools
 import json
 import math
 import multiprocessing
 import os
 import platform
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -57,7 +86,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -162,7 +191,24 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "qdrant_edge_py": _version("qdrant-edge-py"),
         "qdrant_client": _version("qdrant-client"),
+        **source_state(),
     }
+
+
+def source_state() -> dict[str, Any]:
+    """The project's commit and whether tracked files differ from it (results of a modified tree are not
+    those of the commit)."""
+    state: dict[str, Any] = {"commit": None, "uncommitted_changes": None}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+        )
+        state["commit"] = head.stdout.strip()
+        changed = subprocess.run(  # plumbing: reads the index, never writes it
+            ["git", "diff-index", "--quiet", "HEAD", "--"], cwd=ROOT, capture_output=True, timeout=10
+        )
+        state["uncommitted_changes"] = changed.returncode != 0
+    return state
 
 
 def describe_machine(machine: dict[str, Any]) -> str:
@@ -172,7 +218,9 @@ def describe_machine(machine: dict[str, Any]) -> str:
     return (
         f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB RAM; "
         f"avx2 {yes('avx2')}, avx512f {yes('avx512f')}, avx512_vnni {yes('avx512_vnni')}, amx {yes('amx')}; "
-        f"{machine['date']}; qdrant-edge-py {machine['qdrant_edge_py']}, qdrant-client {machine['qdrant_client']}"
+        f"{machine['date']}; qdrant-edge-py {machine['qdrant_edge_py']}, qdrant-client {machine['qdrant_client']}; "
+        f"commit {str(machine.get('commit'))[:10]}"
+        + (" with uncommitted changes" if machine.get("uncommitted_changes") else "")
     )
 
 
@@ -293,6 +341,104 @@ def trim(text: str, limit: int = CONTENT_CHARS) -> str:
     return text[: cut if cut > limit // 2 else limit]
 
 
+#: The corpus kinds: `mixtures` (the default) and `noisy-copies` (the corpus of earlier runs); see the module doc.
+CORPORA = ("mixtures", "noisy-copies")
+#: A text unit is a sentence; a longer one (code, a list) is cut into word spans of about this many characters.
+UNIT_CHARS = 240
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+#: How many chunks' texts `write_corpus` checks for duplicates (a set of hashes; bounded so memory stays flat).
+DISTINCT_SAMPLE = 10_000
+#: Mixtures: partners are drawn among a seed's this many most similar seeds (--mix-neighbours).
+MIX_NEIGHBOURS = 32
+
+
+def text_units(text: str, span: int = UNIT_CHARS) -> list[str]:
+    """A chunk's text as sentences, long ones cut into word spans of ~``span`` characters (never empty)."""
+    units: list[str] = []
+    for sentence in SENTENCE_END.split(text.strip()):
+        piece: list[str] = []
+        size = 0
+        for word in sentence.split():
+            piece.append(word)
+            size += len(word) + 1
+            if size >= span:
+                units.append(" ".join(piece))
+                piece, size = [], 0
+        if piece:
+            units.append(" ".join(piece))
+    return units or [""]
+
+
+def partner_table(vectors: Matrix, sources: np.ndarray, neighbours: int | None) -> npt.NDArray[np.int64]:
+    """For each corpus seed (a position in ``sources``), the positions of the seeds it may be mixed with:
+    its ``neighbours`` most similar other seeds, most similar first (all others when None or too many)."""
+    count = len(sources)
+    if count < 2:
+        return np.zeros((count, 0), dtype=np.int64)
+    seeds = vectors[sources]
+    sims = seeds @ seeds.T
+    np.fill_diagonal(sims, -np.inf)
+    order = np.argsort(-sims, axis=1, kind="stable")[:, : count - 1]
+    return order[:, : min(neighbours or count - 1, count - 1)].astype(np.int64)
+
+
+def mixture_batch(
+    count: int, partners: npt.NDArray[np.int64], rng: np.random.Generator
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """``count`` mixtures: (members, weights), each (count, 3). Members are positions in the corpus seeds:
+    a uniformly drawn first seed and 1 or 2 distinct partners from its row of ``partners``; weights are a
+    flat Dirichlet draw over the 2 or 3 members (a third weight of 0 for a pair), largest first, so column
+    0 is the chunk's primary seed."""
+    n_seeds, n_partners = partners.shape
+    first = rng.integers(0, n_seeds, count)
+    members = np.stack([first, first, first], axis=1)
+    gamma = rng.exponential(1.0, (count, 3))
+    if n_partners == 0:  # a single seed: nothing to mix with
+        gamma[:, 1:] = 0.0
+    else:
+        a = rng.integers(0, n_partners, count)
+        members[:, 1] = partners[first, a]
+        if n_partners >= 2:
+            b = rng.integers(0, n_partners - 1, count)
+            b += b >= a  # distinct from a
+            members[:, 2] = partners[first, b]
+            pairs = rng.random(count) < 0.5  # half the chunks mix 2 seeds, half 3
+        else:
+            pairs = np.ones(count, dtype=bool)
+        gamma[pairs, 2] = 0.0
+    weights = gamma / gamma.sum(axis=1, keepdims=True)
+    order = np.argsort(-weights, axis=1, kind="stable")
+    return np.take_along_axis(members, order, axis=1), np.take_along_axis(weights, order, axis=1)
+
+
+def mixed_text(
+    units: Sequence[Sequence[str]], weights: Sequence[float], starts: Sequence[float], limit: int
+) -> str:
+    """A chunk's text from its seeds' texts: for each seed (``units``, its text units), consecutive units
+    from a random place (``starts``, fractions in [0, 1)), wrapping around, at most ``weight * limit``
+    characters of them, cut after a whole word; the parts in the order given (the primary seed first)."""
+    parts = []
+    for seed_units, weight, start in zip(units, weights, starts, strict=True):
+        budget = int(weight * limit)
+        if budget <= 0:
+            continue
+        first = int(start * len(seed_units))
+        taken: list[str] = []
+        size = 0
+        for step in range(len(seed_units)):
+            if size >= budget:
+                break
+            unit = seed_units[(first + step) % len(seed_units)]
+            taken.append(unit)
+            size += len(unit) + 1
+        text = " ".join(taken)
+        if len(text) > budget:  # cut after the last whole word that fits (none: the seed gives no text)
+            cut = text.rfind(" ", 0, budget + 1)
+            text = text[:cut] if cut > 0 else ""
+        parts.append(text)
+    return " ".join(p for p in parts if p)
+
+
 @dataclass
 class CorpusFiles:
     """A generated corpus: the JSONL to import, and the exact vectors and authors for ground truth."""
@@ -302,6 +448,9 @@ class CorpusFiles:
     vectors: Path  # .npy, (n, dim) float32: exactly what the JSONL holds
     authors: Path  # .npy, (n,) int32: author index of each point
     seconds: float
+    primary: Path | None = None  # .npy, (n,) int32: the seed chunk (a row of Seed) each point mostly is
+    kind: str = "mixtures"
+    stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def jsonl_bytes(self) -> int:
@@ -309,12 +458,18 @@ class CorpusFiles:
 
 
 def chunk_line(
-    index: int, vector: npt.NDArray[np.float64], seed: dict[str, Any], author: str, author_id: str
+    index: int,
+    vector: npt.NDArray[np.float64],
+    seed: dict[str, Any],
+    author: str,
+    author_id: str,
+    content: str | None = None,
 ) -> bytes:
-    """One JSONL line in the shape `rag-gateway ingest FILE.jsonl` reads."""
+    """One JSONL line in the shape `rag-gateway ingest FILE.jsonl` reads; ``content`` replaces the seed
+    chunk's text (whose first ~1,000 characters are the default)."""
     document = index // CHUNKS_PER_DOCUMENT
     payload = {
-        "content": trim(str(seed.get("content", ""))),
+        "content": trim(str(seed.get("content", ""))) if content is None else content,
         "title": seed.get("title", ""),
         "link": f"{seed.get('link', 'https://example.invalid/')}#synthetic-{document}",
         "platform": seed.get("platform", "synthetic"),
@@ -337,40 +492,99 @@ def write_corpus(
     noise: float,
     rng: np.random.Generator,
     batch: int = 10_000,
+    kind: str = "mixtures",
+    mix_neighbours: int | None = None,
 ) -> CorpusFiles:
-    """Stream ``n`` synthetic chunks to ``folder/corpus.jsonl``, a batch at a time."""
+    """Stream ``n`` synthetic chunks to ``folder/corpus.jsonl``, a batch at a time (memory flat in ``n``).
+
+    ``kind`` "mixtures": each chunk mixes 2 or 3 distinct seeds (the first drawn uniformly, its partners
+    among its ``mix_neighbours`` most similar seeds, or among all when None): its vector is the
+    re-normalised convex combination of theirs plus noise, its text is sentences of those seeds' texts in
+    proportion to the weights, about as long as theirs (at most ~1,000 characters). "noisy-copies": each
+    chunk is one seed vector plus noise, with that seed's text (the corpus of earlier runs)."""
+    if kind not in CORPORA:
+        raise ValueError(f"unknown corpus kind {kind!r}; one of {', '.join(CORPORA)}")
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    files = CorpusFiles(n, folder / "corpus.jsonl", folder / "vectors.npy", folder / "authors.npy", 0.0)
+    files = CorpusFiles(
+        n,
+        folder / "corpus.jsonl",
+        folder / "vectors.npy",
+        folder / "authors.npy",
+        0.0,
+        primary=folder / "primary.npy",
+        kind=kind,
+    )
     exact = np.lib.format.open_memmap(
         files.vectors, mode="w+", dtype=np.float32, shape=(n, seed.vectors.shape[1])
     )
     who = np.empty(n, dtype=np.int32)
+    primary = np.empty(n, dtype=np.int32)
+    mixing = kind == "mixtures"
+    partners = partner_table(seed.vectors, sources, mix_neighbours) if mixing else None
+    texts = [str(p.get("content", "")) for p in seed.payloads]
+    units = [text_units(t) for t in texts] if mixing else []
+    lengths = np.array([len(t) for t in texts], dtype=np.float64)
+    distinct: set[int] = set()
+    content_chars = 0
     with files.jsonl.open("wb") as out:
         for start in range(0, n, batch):
             count = min(batch, n - start)
-            picked = rng.choice(sources, count)
+            contents: list[str | None]
+            if partners is not None:
+                members, weights = mixture_batch(count, partners, rng)
+                rows = sources[members]  # (count, 3) rows of the seed
+                mixed = sum(weights[:, [m]] * seed.vectors[rows[:, m]] for m in range(rows.shape[1]))
+                mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
+                base = mixed.astype(np.float32)
+                starts = rng.random((count, 3))
+                limits = np.minimum(CONTENT_CHARS, (weights * lengths[rows]).sum(axis=1)).astype(int)
+                picked = rows[:, 0]
+                contents = [
+                    mixed_text([units[r] for r in rows[j]], weights[j], starts[j], int(limits[j]))
+                    for j in range(count)
+                ]
+            else:
+                picked = rng.choice(sources, count)
+                base = seed.vectors[picked]
+                contents = [None] * count
             # 5 decimals keep the file ~40% smaller; the rounded values are the exact ground truth
-            vectors = np.round(perturb(seed.vectors[picked], noise, rng).astype(np.float64), 5)
+            vectors = np.round(perturb(base, noise, rng).astype(np.float64), 5)
             by = rng.choice(len(authors.names), count, p=authors.weights)
             exact[start : start + count] = vectors
             who[start : start + count] = by
-            out.write(
-                b"".join(
+            primary[start : start + count] = picked
+            lines = []
+            for j in range(count):
+                text = contents[j]
+                if text is None:
+                    text = trim(texts[picked[j]])
+                content_chars += len(text)
+                if start + j < DISTINCT_SAMPLE:
+                    distinct.add(hash(text))
+                lines.append(
                     chunk_line(
                         start + j,
                         vectors[j],
                         seed.payloads[picked[j]],
                         authors.names[by[j]],
                         authors.ids[by[j]],
+                        text,
                     )
-                    for j in range(count)
                 )
-            )
+            out.write(b"".join(lines))
     exact.flush()
     del exact
     np.save(files.authors, who)
+    np.save(files.primary, primary)
     files.seconds = time.perf_counter() - started
+    files.stats = {
+        "kind": kind,
+        "mix_neighbours": mix_neighbours if mixing else None,
+        "mean_content_chars": round(content_chars / max(1, n), 1),
+        "distinct_texts": len(distinct),
+        "distinct_texts_of": min(n, DISTINCT_SAMPLE),
+    }
     return files
 
 
@@ -482,14 +696,71 @@ def make_workload(
     )
 
 
-def neighbourhood(corpus: CorpusFiles, workload: Workload) -> dict[str, float]:
-    """Mean cosine of a query to its exact 1st and 10th neighbour: how tight the synthetic clusters are."""
+def neighbourhood(corpus: CorpusFiles, workload: Workload, sample: int = 200) -> dict[str, float]:
+    """How tight the corpus is, around the queries and around its own points (means, cosines):
+
+    * ``mean_cos_top1`` / ``mean_cos_top10``: a query to its exact 1st / 10th neighbour, and their gap
+      ``mean_gap_top1_top10`` (near 0: the top 10 are near-ties, which HNSW cannot order);
+    * ``top10_same_primary``: the share of a query's exact top 10 that are (mostly) the same seed chunk as
+      its 1st (1.0: the top 10 are copies of one chunk);
+    * ``point_cos_nn`` / ``point_cos_10th``: ``sample`` corpus points to their nearest / 10th nearest other
+      point (near-copies sit as close as the noise allows)."""
     vectors = np.load(corpus.vectors, mmap_mode="r")
     first = [float(vectors[row[0]] @ q) for row, q in zip(workload.truth, workload.recall, strict=True)]
     last = [float(vectors[row[-1]] @ q) for row, q in zip(workload.truth, workload.recall, strict=True)]
-    return {
+    stats = {
         "mean_cos_top1": round(statistics.fmean(first), 4),
         "mean_cos_top10": round(statistics.fmean(last), 4),
+        "mean_gap_top1_top10": round(statistics.fmean(a - b for a, b in zip(first, last, strict=True)), 4),
+    }
+    if corpus.primary is not None and corpus.primary.exists():
+        primary = np.load(corpus.primary)
+        shares = [float((primary[row] == primary[row[0]]).mean()) for row in workload.truth]
+        stats["top10_same_primary"] = round(statistics.fmean(shares), 3)
+    k = min(RECALL_K, corpus.n - 1)
+    if k >= 1:
+        rows = np.sort(np.random.default_rng(corpus.n).choice(corpus.n, min(sample, corpus.n), replace=False))
+        points = np.asarray(vectors[rows], dtype=np.float32)
+        found = exact_top_k(vectors, points, k + 1)
+        cos: list[list[float]] = []
+        for row, own, point in zip(found, rows, points, strict=True):
+            others = [int(r) for r in row if r != own][:k]
+            cos.append([float(vectors[r] @ point) for r in others])
+        stats["point_cos_nn"] = round(statistics.fmean(c[0] for c in cos), 4)
+        stats["point_cos_10th"] = round(statistics.fmean(c[-1] for c in cos), 4)
+    return stats
+
+
+def bm25_term_shares(
+    jsonl: Path, questions: Sequence[str], sample: int = DISTINCT_SAMPLE
+) -> dict[str, float]:
+    """How long the BM25 posting lists of the questions' terms are, as a share of the corpus (over its first
+    ``sample`` chunks, indexed as the importer indexes them): ``bm25_term_share``, the mean over distinct
+    question terms of the share of chunks holding the term; ``bm25_query_postings_share``, the mean over
+    questions of the sum over their terms (a BM25 query walks about this times N postings)."""
+    from rag_gateway.rag.retrieval.schema import chunk_texts, index_schema
+    from rag_gateway.rag.retrieval.sparse import SparseEncoder
+
+    schema = index_schema(store_settings(Path()), DIM)
+    encoder = SparseEncoder(schema.bm25)
+    holding: dict[int, int] = {}
+    count = 0
+    with jsonl.open("rb") as lines:
+        for line in itertools.islice(lines, sample):
+            payload = orjson.loads(line)["payload"]
+            text = chunk_texts(schema, payload.get("title"), payload["content"])[1]
+            for term in set(encoder.document(text).indices):
+                holding[term] = holding.get(term, 0) + 1
+            count += 1
+    queries = [set(encoder.query(q).indices) for q in questions]
+    terms = set().union(*queries)
+    if not count or not terms:
+        return {}
+    return {
+        "bm25_term_share": round(statistics.fmean(holding.get(t, 0) / count for t in terms), 4),
+        "bm25_query_postings_share": round(
+            statistics.fmean(sum(holding.get(t, 0) for t in q) / count for q in queries), 4
+        ),
     }
 
 
@@ -535,19 +806,23 @@ class ChildReport:
     def memory(self, prefix: str) -> None:
         """VmRSS now (and its anonymous and file-backed parts: the engine maps its files, e.g. a WAL per
         shard) and VmHWM so far."""
-        status = Path("/proc/self/status").read_text()
-        rss, hwm = process_memory_mb(os.getpid())
-        anon = (parse_proc_status_kb(status, "RssAnon") or 0) / 1024
-        mapped = (parse_proc_status_kb(status, "RssFile") or 0) / 1024
-        self.update(
-            **{
-                f"{prefix}_rss_mb": round(rss, 1),
-                f"{prefix}_rss_anon_mb": round(anon, 1),
-                f"{prefix}_rss_file_mb": round(mapped, 1),
-                f"{prefix}_peak_rss_mb": round(hwm, 1),
-                "peak_rss_mb": round(hwm, 1),
-            }
-        )
+        values = memory_now(prefix)
+        self.update(**values, peak_rss_mb=values[f"{prefix}_peak_rss_mb"])
+
+
+def memory_now(prefix: str) -> dict[str, float]:
+    """This process's VmRSS, its anonymous (RssAnon) and file-backed (RssFile: mapped files such as the
+    engine's segments, which the kernel may drop and read again) parts, and VmHWM, in MiB."""
+    status = Path("/proc/self/status").read_text()
+    rss, hwm = process_memory_mb(os.getpid())
+    anon = (parse_proc_status_kb(status, "RssAnon") or 0) / 1024
+    mapped = (parse_proc_status_kb(status, "RssFile") or 0) / 1024
+    return {
+        f"{prefix}_rss_mb": round(rss, 1),
+        f"{prefix}_rss_anon_mb": round(anon, 1),
+        f"{prefix}_rss_file_mb": round(mapped, 1),
+        f"{prefix}_peak_rss_mb": round(hwm, 1),
+    }
 
 
 def _child_entry(
@@ -588,16 +863,48 @@ def run_child(
     return result
 
 
-def store_settings(path: Path, quantization: bool = True) -> Any:
+def store_settings(path: Path, quantization: bool = True, search_ef: int | None = None) -> Any:
+    """The gateway's settings for a store folder (VECTOR_SEARCH_EF and the rest from the environment);
+    ``search_ef`` replaces the HNSW search breadth."""
     from rag_gateway.config import Settings
 
+    extra = {} if search_ef is None else {"vector_search_ef": search_ef}
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         qdrant_path=path,
         qdrant_url=None,
         edge_quantization=quantization,
         embedding_tokenizer_dir=TOKENIZER_DIR,
+        **extra,
     )
+
+
+def rss_by_file(root: Path, status: str = "/proc/self/smaps") -> dict[str, float]:
+    """MiB resident of the files under ``root`` this process maps, by kind of file (the path inside a
+    segment, e.g. ``payload_storage/page_0.dat``, digits dropped; the WAL): what the file-backed RSS is."""
+    kinds: dict[str, float] = {}
+    prefix = str(root.resolve())
+    current: str | None = None
+    with contextlib.suppress(OSError):
+        for line in Path(status).read_text().splitlines():
+            head = line.split(maxsplit=5)
+            if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):  # a mapping's header
+                path = head[5] if len(head) == 6 else ""
+                current = _file_kind(path[len(prefix) :]) if path.startswith(prefix) else None
+            elif current is not None and line.startswith("Rss:"):
+                kinds[current] = kinds.get(current, 0.0) + int(line.split()[1]) / 1024
+    return {kind: round(mb, 1) for kind, mb in sorted(kinds.items(), key=lambda item: -item[1]) if mb >= 0.1}
+
+
+def _file_kind(relative: str) -> str:
+    """``/embedded_articles/segments/<uuid>/payload_storage/page_0.dat`` -> ``payload_storage/page_N.dat``."""
+    parts = relative.strip("/").split("/")
+    if "segments" in parts:
+        parts = parts[parts.index("segments") + 2 :]
+    elif "wal" in parts:
+        parts = ["wal"]
+    kind = re.sub(r"[a-z0-9]{16,}-", "", "/".join(parts))  # a payload index folder's random prefix
+    return re.sub(r"\d+", "N", kind) or "other"
 
 
 def disk_bytes(path: Path) -> int:
@@ -677,6 +984,88 @@ class IndexTimer:
             EdgeStore.build_index = original  # type: ignore[method-assign]
 
 
+#: --payload-memory's choices: how the engine holds the payload storage (mapped either way).
+PAYLOAD_MEMORY = ("cold", "cached")
+
+
+def engine_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The shard settings a run tries instead of `shard_config`'s (only those given)."""
+    wanted = {
+        "hnsw_m": args.hnsw_m,
+        "hnsw_ef_construct": args.hnsw_ef_construct,
+        "payload_memory": args.payload_memory,
+    }
+    return {key: value for key, value in wanted.items() if value is not None}
+
+
+def overridden_config(config: Any, overrides: dict[str, Any]) -> Any:
+    """`shard_config`'s EdgeConfig with the HNSW ``m``/``ef_construct`` and the payload memory of
+    ``overrides`` (its fields are read-only, so a new one is made from the same parts)."""
+    import qdrant_edge as engine
+
+    if not overrides:
+        return config
+    hnsw = config.hnsw_config
+    memory = {"cold": engine.Memory.Cold, "cached": engine.Memory.Cached}
+    return engine.EdgeConfig(
+        vectors=config.vectors,
+        sparse_vectors=config.sparse_vectors,
+        hnsw_config=engine.HnswIndexConfig(
+            m=overrides.get("hnsw_m", hnsw.m),
+            ef_construct=overrides.get("hnsw_ef_construct", hnsw.ef_construct),
+            full_scan_threshold=hnsw.full_scan_threshold,
+            max_indexing_threads=hnsw.max_indexing_threads,
+            on_disk=hnsw.on_disk,
+            payload_m=hnsw.payload_m,
+            inline_storage=hnsw.inline_storage,
+            memory=hnsw.memory,
+        ),
+        quantization_config=config.quantization_config,
+        optimizers=config.optimizers,
+        max_search_threads=config.max_search_threads,
+        search_pool_core=config.search_pool_core,
+        payload_memory=memory[overrides["payload_memory"]]
+        if "payload_memory" in overrides
+        else config.payload_memory,
+        id_tracker_memory=config.id_tracker_memory,
+        wal_enabled=config.wal_enabled,
+    )
+
+
+@contextlib.contextmanager
+def shard_config_overridden(overrides: dict[str, Any]) -> Iterator[None]:
+    """`EdgeStore` creates its shards with ``overrides`` applied to `shard_config` (a build child only:
+    a shard keeps the settings it was created with, so the serving child needs nothing)."""
+    from rag_gateway.rag.retrieval.stores import edge as edge_store
+
+    original = edge_store.shard_config
+
+    def patched(dim: int, quantization: bool) -> Any:
+        return overridden_config(original(dim, quantization), overrides)
+
+    edge_store.shard_config = patched  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        edge_store.shard_config = original  # type: ignore[assignment]
+
+
+def recorded_shard_config(store: Path) -> dict[str, Any]:
+    """What the engine recorded for the synthetic collection: HNSW m/ef_construct, memory placements."""
+    with contextlib.suppress(OSError, ValueError):
+        config = json.loads((store / COLLECTION / "edge_config.json").read_text())
+        hnsw = config.get("hnsw_config") or {}
+        dense = next(iter((config.get("vectors") or {}).values()), {})
+        return {
+            "hnsw_m": hnsw.get("m"),
+            "hnsw_ef_construct": hnsw.get("ef_construct"),
+            "full_scan_threshold": hnsw.get("full_scan_threshold"),
+            "payload_memory": config.get("payload_memory"),
+            "vector_memory": dense.get("memory"),
+        }
+    return {}
+
+
 def edge_build(spec: dict[str, Any], report: ChildReport) -> None:
     """Child: `import_jsonl` into a fresh edge folder (validation, upserts, then the HNSW index)."""
     from rag_gateway.ingest.jsonl import import_jsonl
@@ -686,7 +1075,8 @@ def edge_build(spec: dict[str, Any], report: ChildReport) -> None:
     report.update(phase="import")
     timer = IndexTimer(report)
     started = time.perf_counter()
-    with ReadProgress(jsonl, report), timer.installed():
+    overrides = shard_config_overridden(spec.get("overrides") or {})
+    with ReadProgress(jsonl, report), timer.installed(), overrides:
         outcome = asyncio.run(import_jsonl(jsonl, settings, progress=False))
     total_s = time.perf_counter() - started
     import_s = total_s - timer.seconds
@@ -699,7 +1089,7 @@ def edge_build(spec: dict[str, Any], report: ChildReport) -> None:
         points=outcome.read,
     )
     report.memory("after_import")
-    report.update(disk_mb=round(disk_bytes(store) / 2**20, 1))
+    report.update(disk_mb=round(disk_bytes(store) / 2**20, 1), store_config=recorded_shard_config(store))
 
 
 def pipeline_limit(settings: Any) -> int:
@@ -724,19 +1114,99 @@ def pipeline_searches(work: Workload, settings: Any) -> list[list[Any]]:
     return searches
 
 
-async def _edge_measure(spec: dict[str, Any], report: ChildReport) -> None:
+async def searched_collections(store: Any) -> list[str]:
+    """The collections the catalogue hands the pipeline: the configured ones that exist and hold points."""
     from rag_gateway.config import COLLECTIONS
+
+    present = await store.existing_collections()
+    return [c for c in COLLECTIONS if c in present and await store.count(c) > 0]
+
+
+async def _measure_edge_store(store: Any, work: Workload, settings: Any) -> dict[str, Any]:
+    """Time the pipeline's searches (plain, filtered, dense only) and measure recall@10 on an open store,
+    then the process's RSS (``serving_*``)."""
     from rag_gateway.errors import GatewayError
+
+    collections = await searched_collections(store)
+    limit, errors = pipeline_limit(settings), 0
+    searches = pipeline_searches(work, settings)
+
+    scoring: list[float] = []
+
+    async def timed_pass(
+        requests: Sequence[list[Any]], authors: Sequence[str | None], score: bool = False
+    ) -> list[float]:
+        """Search timings; with ``score``, also the reranker's call (`dense_scores` of the first dense
+        vector against the deduplicated hits, as the pipeline's rerank stage makes it) into ``scoring``."""
+        nonlocal errors
+        samples: list[float] = []
+        for queries, author in zip(requests, authors, strict=True):
+            began = time.perf_counter()
+            result = await store.search_collections(collections, queries, author, limit)
+            samples.append((time.perf_counter() - began) * 1000)
+            errors += sum(isinstance(r, GatewayError) for r in result.values())
+            if score:
+                ids = {
+                    name: list({hit.id: None for hits in lists for hit in hits})
+                    for name, lists in result.items()
+                    if not isinstance(lists, GatewayError)
+                }
+                began = time.perf_counter()
+                await store.dense_scores(queries[0], ids)
+                scoring.append((time.perf_counter() - began) * 1000)
+        return samples
+
+    no_filter = [None] * len(searches)
+    await timed_pass(searches[:20], no_filter[:20])  # page in what the first searches touch
+    sparse_only = [queries[VECTORS_PER_REQUEST:] for queries in searches]
+    # HYBRID_SPARSE_QUERIES=original: the dense vectors and the question's BM25 query only
+    question_sparse = [queries[: VECTORS_PER_REQUEST + 1] for queries in searches]
+    result: dict[str, Any] = {
+        "vector_search_ef": settings.vector_search_ef,
+        "retrieval_mode": settings.retrieval_mode,
+        "queries_per_request": len(searches[0]),
+        "limit": limit,
+        "search": latency_summary(await timed_pass(searches, no_filter, score=True)),
+        "search_filtered": latency_summary(await timed_pass(searches, work.request_authors)),
+        "search_dense": latency_summary(await timed_pass([list(r) for r in work.requests], no_filter)),
+        "search_dense_filtered": latency_summary(
+            await timed_pass([list(r) for r in work.requests], work.request_authors)
+        ),
+        # the BM25 queries alone (hybrid mode): what the other half of the search costs
+        "search_sparse": latency_summary(await timed_pass(sparse_only, no_filter) if sparse_only[0] else []),
+        "search_question_bm25": latency_summary(
+            await timed_pass(question_sparse, no_filter) if sparse_only[0] else []
+        ),
+        "search_question_bm25_filtered": latency_summary(
+            await timed_pass(question_sparse, work.request_authors) if sparse_only[0] else []
+        ),
+    }
+    result["rerank_scores"] = latency_summary(scoring)
+    result["search_errors"] = errors
+
+    def ids(vector: np.ndarray, author: str | None) -> list[int]:
+        hits = store.search(COLLECTION, [vector], author, RECALL_K)[0]
+        return [point_index(h.id) for h in hits]
+
+    result["recall"] = recall_at_k([ids(q, None) for q in work.recall], work.truth)
+    result["recall_filtered"] = recall_at_k(
+        [ids(q, a) for q, a in zip(work.recall, work.recall_authors, strict=True)], work.truth_filtered
+    )
+    result.update(memory_now("serving"))
+    return result
+
+
+async def _edge_measure(spec: dict[str, Any], report: ChildReport) -> None:
     from rag_gateway.rag.retrieval.stores.edge import EdgeStore
 
     work = Workload.load(Path(spec["workload"]))
-    settings = store_settings(Path(spec["store"]), spec["quantization"])
+    path = Path(spec["store"])
+    settings = store_settings(path, spec["quantization"])
     started = time.perf_counter()
     store = EdgeStore(settings)
     open_s = time.perf_counter() - started
     try:
-        present = await store.existing_collections()
-        collections = [c for c in COLLECTIONS if c in present]  # what the catalogue hands the pipeline
+        collections = await searched_collections(store)
         started = time.perf_counter()
         names = await store.authors(collections)
         report.update(
@@ -744,47 +1214,24 @@ async def _edge_measure(spec: dict[str, Any], report: ChildReport) -> None:
             authors_s=round(time.perf_counter() - started, 3),
             authors=len(names),
             collections=collections,
+            store_config=recorded_shard_config(path),
         )
         report.memory("after_open")
-        limit, errors = pipeline_limit(settings), 0
-        searches = pipeline_searches(work, settings)
-
-        async def timed_pass(requests: Sequence[list[Any]], authors: Sequence[str | None]) -> list[float]:
-            nonlocal errors
-            samples: list[float] = []
-            for queries, author in zip(requests, authors, strict=True):
-                began = time.perf_counter()
-                result = await store.search_collections(collections, queries, author, limit)
-                samples.append((time.perf_counter() - began) * 1000)
-                errors += sum(isinstance(r, GatewayError) for r in result.values())
-            return samples
-
-        no_filter = [None] * len(searches)
-        await timed_pass(searches[:20], no_filter[:20])  # page in what the first searches touch
+        measured = await _measure_edge_store(store, work, settings)
         report.update(
-            retrieval_mode=settings.retrieval_mode,
-            queries_per_request=len(searches[0]),
-            limit=limit,
-            search=latency_summary(await timed_pass(searches, no_filter)),
-            search_filtered=latency_summary(await timed_pass(searches, work.request_authors)),
-            search_dense=latency_summary(await timed_pass([list(r) for r in work.requests], no_filter)),
+            **measured, serving_rss_by_file=rss_by_file(path), peak_rss_mb=measured["serving_peak_rss_mb"]
         )
-        report.update(search_errors=errors)
-
-        def ids(vector: np.ndarray, author: str | None) -> list[int]:
-            hits = store.search(COLLECTION, [vector], author, RECALL_K)[0]
-            return [point_index(h.id) for h in hits]
-
-        report.update(
-            recall=recall_at_k([ids(q, None) for q in work.recall], work.truth),
-            recall_filtered=recall_at_k(
-                [ids(q, a) for q, a in zip(work.recall, work.recall_authors, strict=True)],
-                work.truth_filtered,
-            ),
-        )
-        report.memory("serving")
     finally:
         await store.close()
+    sweep: list[dict[str, Any]] = []
+    for ef in spec.get("ef_sweep") or []:  # the same store searched at other hnsw_ef values, reopened
+        ef_settings = store_settings(path, spec["quantization"], ef)
+        store = EdgeStore(ef_settings)
+        try:
+            sweep.append(await _measure_edge_store(store, work, ef_settings))
+        finally:
+            await store.close()
+        report.update(ef_sweep=sweep)
 
 
 def edge_measure(spec: dict[str, Any], report: ChildReport) -> None:
@@ -856,7 +1303,8 @@ def local_measure(spec: dict[str, Any], report: ChildReport) -> None:
     client = QdrantClient(path=spec["store"])
     try:
         present = {c.name for c in client.get_collections().collections}
-        collections = [c for c in COLLECTIONS if c in present]
+        # as the catalogue hands them over: the collections that exist and hold points
+        collections = [c for c in COLLECTIONS if c in present and client.count(c).count > 0]
         report.update(open_s=round(time.perf_counter() - started, 3), collections=collections, authors_s=None)
         report.memory("after_open")
         limit = pipeline_limit(store_settings(Path(spec["store"])))
@@ -1025,11 +1473,25 @@ def _phase(label: str, result: dict[str, Any]) -> str:
 
 
 def build_and_measure_edge(
-    name: str, corpus: CorpusFiles, workload_path: Path, folder: Path, quantization: bool, budget_s: float
+    name: str,
+    corpus: CorpusFiles,
+    workload_path: Path,
+    folder: Path,
+    quantization: bool,
+    budget_s: float,
+    overrides: dict[str, Any] | None = None,
+    ef_sweep: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """Import + index in one child (capped at ``budget_s``), then open + search in a second one."""
+    """Import + index in one child (capped at ``budget_s``; shards created with ``overrides`` of
+    `shard_config`), then open + search in a second one (again at each hnsw_ef of ``ef_sweep``)."""
     store = folder / f"store-{name}"
-    spec = {"jsonl": str(corpus.jsonl), "store": str(store), "n": corpus.n, "quantization": quantization}
+    spec = {
+        "jsonl": str(corpus.jsonl),
+        "store": str(store),
+        "n": corpus.n,
+        "quantization": quantization,
+        "overrides": overrides or {},
+    }
     build = run_child(edge_build, spec, folder / f"{name}-build.json", timeout_s=budget_s)
     print(_phase(f"  {name}: build", build), flush=True)
     result: dict[str, Any] = {"backend": name, "store": _store_label(store), "build": build}
@@ -1042,11 +1504,18 @@ def build_and_measure_edge(
         f"peak {build.get('before_index_peak_rss_mb')} MB)",
         flush=True,
     )
-    spec = {"store": str(store), "workload": str(workload_path), "quantization": quantization}
+    spec = {
+        "store": str(store),
+        "workload": str(workload_path),
+        "quantization": quantization,
+        "ef_sweep": list(ef_sweep),
+    }
     result["serve"] = serve = run_child(edge_measure, spec, folder / f"{name}-serve.json")
     print(_phase(f"  {name}: serve", serve), flush=True)
     if not serve.get("error"):
         print(f"    {_describe_serving(serve)}", flush=True)
+        for entry in serve.get("ef_sweep", []):
+            print(f"    hnsw_ef {entry['vector_search_ef']}: {_describe_serving(entry)}", flush=True)
     return result
 
 
@@ -1092,11 +1561,16 @@ def _describe_serving(serve: dict[str, Any]) -> str:
         if serve.get("authors_s") is not None
         else ""
     )
+    opened = f"open {serve.get('open_s')} s{authors}; " if serve.get("open_s") is not None else ""
     queries = f"{serve.get('retrieval_mode')}: {serve.get('queries_per_request')} queries x {serve.get('limit')} hits"
+    dense_filtered = (
+        f", filtered {pair('search_dense_filtered')}" if serve.get("search_dense_filtered") else ""
+    )
     return (
-        f"open {serve.get('open_s')} s{authors}; RSS serving {serve.get('serving_rss_mb')} MB\n"
-        f"    search ({queries}) {pair('search')}; filtered {pair('search_filtered')}; "
-        f"dense only {pair('search_dense')}\n"
+        f"{opened}RSS serving {serve.get('serving_rss_mb')} MB (anon {serve.get('serving_rss_anon_mb')}, "
+        f"file {serve.get('serving_rss_file_mb')}); hnsw_ef {serve.get('vector_search_ef')}\n"
+        f"    search ({queries}) {pair('search')}; filtered {pair('search_filtered')}\n"
+        f"    dense only {pair('search_dense')}{dense_filtered}; BM25 only {pair('search_sparse')}\n"
         f"    recall@10 {_fmt(serve.get('recall'), '.3f')}, filtered {_fmt(serve.get('recall_filtered'), '.3f')}"
     )
 
@@ -1122,22 +1596,48 @@ def run_size(
     corpus_seeds, query_seeds = split_seed(len(seed.vectors), np.random.default_rng(args.seed))
     folder = workdir / f"n{n}"
     print(f"\n== N = {n:,} ==", flush=True)
-    corpus = write_corpus(folder, n, seed, corpus_seeds, authors, args.noise, rng)
+    corpus = write_corpus(
+        folder,
+        n,
+        seed,
+        corpus_seeds,
+        authors,
+        args.noise,
+        rng,
+        kind=args.corpus,
+        mix_neighbours=args.mix_neighbours or None,
+    )
     print(
-        f"  corpus: {corpus.jsonl_bytes / 2**20:.0f} MB of JSONL written in {corpus.seconds:.1f} s",
+        f"  corpus ({args.corpus}): {corpus.jsonl_bytes / 2**20:.0f} MB of JSONL written in {corpus.seconds:.1f} s; "
+        f"{corpus.stats['distinct_texts']:,} distinct texts in the first {corpus.stats['distinct_texts_of']:,} "
+        f"chunks, {corpus.stats['mean_content_chars']:.0f} characters on average",
         flush=True,
     )
     started = time.perf_counter()
+    # the queries do not depend on the corpus kind (their filters name authors of the corpus's points)
+    workload_rng = np.random.default_rng([args.seed, n, 1])
     workload = make_workload(
-        corpus, seed, query_seeds, authors, args.noise, rng, args.requests, args.recall_queries, questions
+        corpus,
+        seed,
+        query_seeds,
+        authors,
+        args.noise,
+        workload_rng,
+        args.requests,
+        args.recall_queries,
+        questions,
     )
     workload_path = folder / "workload.npz"
     workload.save(workload_path)
     shape = neighbourhood(corpus, workload)
+    shape.update(
+        bm25_term_shares(corpus.jsonl, sorted({t for texts in workload.request_texts for t in texts}))
+    )
     print(f"  exact ground truth in {time.perf_counter() - started:.1f} s; {shape}", flush=True)
     result: dict[str, Any] = {
         "n": n,
         "corpus": {
+            **corpus.stats,
             "jsonl_mb": round(corpus.jsonl_bytes / 2**20, 1),
             "generate_s": round(corpus.seconds, 2),
             **shape,
@@ -1145,7 +1645,10 @@ def run_size(
         "backends": [],
     }
     budget_s = args.max_build_minutes * 60
-    edge = build_and_measure_edge("edge", corpus, workload_path, folder, True, budget_s)
+    overrides = engine_overrides(args)
+    edge = build_and_measure_edge(
+        "edge", corpus, workload_path, folder, True, budget_s, overrides, args.ef_sweep
+    )
     result["backends"].append(edge)
     if "serve" not in edge:
         result["skipped"] = f"the edge store could not be built within {args.max_build_minutes:g} minutes"
@@ -1160,7 +1663,7 @@ def run_size(
             print(f"    /rag: FAILED: {exc}", flush=True)
     if plan.edge_quantization_ab:
         result["backends"].append(
-            build_and_measure_edge("edge-float32", corpus, workload_path, folder, False, budget_s)
+            build_and_measure_edge("edge-float32", corpus, workload_path, folder, False, budget_s, overrides)
         )
     if plan.local:
         result["backends"].append(build_and_measure_local(corpus, workload_path, folder, budget_s))
@@ -1197,7 +1700,7 @@ def table_rows(sizes: Sequence[dict[str, Any]], rag_levels: Sequence[int]) -> li
                 note = f"stopped after {_fmt(seconds)} s ({build_progress(build)})"
                 rows.append(
                     [f"{size['n']:,}", BACKEND_LABELS[backend["backend"]], note]
-                    + ["–"] * (9 + len(rag_levels))
+                    + ["–"] * (11 + len(rag_levels))
                 )
                 continue
             rag = backend.get("rag") or {}
@@ -1214,10 +1717,13 @@ def table_rows(sizes: Sequence[dict[str, Any]], rag_levels: Sequence[int]) -> li
                     _fmt(build.get("index_s"), ".1f"),
                     _fmt(build.get("disk_mb")),
                     f"{_fmt(build.get('after_import_rss_mb'))} / {_fmt(build.get('peak_rss_mb'))}",
-                    f"{_fmt(serve.get('serving_rss_mb'))} ({_fmt(serve.get('serving_rss_anon_mb'))})",
+                    f"{_fmt(serve.get('serving_rss_anon_mb'))} + {_fmt(serve.get('serving_rss_file_mb'))}",
                     f"{startup} / {_fmt(rag.get('ready_s'), '.1f')}",
                     _p50_p99(serve.get("search")),
                     _p50_p99(serve.get("search_filtered")),
+                    f"{_p50_p99(serve.get('search_question_bm25'))}; "
+                    f"{_p50_p99(serve.get('search_question_bm25_filtered'))}",
+                    _p50_p99(serve.get("rerank_scores")),
                     f"{_fmt(serve.get('recall'), '.3f')} / {_fmt(serve.get('recall_filtered'), '.3f')}",
                 ]
                 + [_rag_cell(levels.get(c)) for c in rag_levels]
@@ -1239,10 +1745,12 @@ def markdown_table(sizes: Sequence[dict[str, Any]], rag_levels: Sequence[int]) -
         "index s",
         "disk MB",
         "RSS import / peak MB",
-        "RSS serving (anon) MB",
+        "RSS serving anon + file MB",
         "open+authors / ready s",
         "search p50 / p99 ms",
         "filtered p50 / p99 ms",
+        "question's BM25 only: search; filtered p50 / p99 ms",
+        "rerank scores p50 / p99 ms",
         "recall@10 / filtered",
     ] + [f"/rag C={c} p50 / p99 ms" for c in rag_levels]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -1254,13 +1762,16 @@ TABLE_NOTES = """\
 import pts/s: `import_jsonl` (validation, BM25 vectors, upserts; edge) or `upsert` batches of 1,000 (local
 mode), the index build excluded; index s: `build_index` (HNSW), which `import_jsonl` runs after its last batch;
 RSS import / peak: the importing process after the import / its VmHWM; RSS serving: a fresh process after
-opening the store and running every search (anon: its anonymous part; the rest is mapped files, such as a
-write-ahead log per shard); open+authors / ready: store open + the author catalogue in that process /
-`rag-gateway serve` start until /readyz is 200 (includes loading the models); search: `search_collections`
-as the pipeline calls it (3 dense vectors + 3 BM25 queries in hybrid mode, the default; hits per query as at
-the default k; the 3 collections; local mode: the 3 dense vectors only, as earlier versions searched);
-filtered: the same with an author filter; recall@10: dense HNSW against numpy brute force over the same
-vectors; /rag: closed-loop load with emulated OpenAI/SageMaker latency (bench.py's measure_level)."""
+opening the store and running every search, anonymous (RssAnon) + file-backed (RssFile: mapped segment files
+and write-ahead logs, pages the kernel can drop and read again); open+authors / ready: store open + the
+author catalogue in that process / `rag-gateway serve` start until /readyz is 200 (includes loading the
+models); search: `search_collections` as the pipeline calls it (3 dense vectors + 3 BM25 queries in hybrid
+mode, the default; hits per query as at the default k; the collections that hold points; local mode: the 3
+dense vectors only, as earlier versions searched);
+filtered: the same with an author filter; question's BM25 only: the same searches as HYBRID_SPARSE_QUERIES=original
+makes them (3 dense vectors + the question's BM25 query); rerank scores: the embedding reranker's
+`dense_scores` call over the deduplicated hits of a search; recall@10: dense HNSW against numpy brute force over
+the same vectors; /rag: closed-loop load with emulated OpenAI/SageMaker latency (bench.py's measure_level)."""
 
 
 # --- the run ------------------------------------------------------------------------------------------------
@@ -1288,6 +1799,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zipf", type=float, default=1.0, help="zipf exponent of chunks per author (1.0)")
     p.add_argument(
         "--noise", type=float, default=0.3, help="noise norm around a seed vector (0.3; see the module doc)"
+    )
+    p.add_argument(
+        "--corpus",
+        choices=CORPORA,
+        default="mixtures",
+        help="mixtures: each chunk mixes 2-3 seed chunks (vectors and sentences); noisy-copies: each is one "
+        "seed chunk plus noise, the corpus of earlier runs (mixtures; see the module doc)",
+    )
+    p.add_argument(
+        "--mix-neighbours",
+        type=int,
+        default=MIX_NEIGHBOURS,
+        metavar="K",
+        help=f"mixtures: a chunk's partner seeds are among its first seed's K most similar ({MIX_NEIGHBOURS}; "
+        "0 = any seed)",
+    )
+    p.add_argument(
+        "--ef-sweep",
+        type=parse_ints,
+        default=[],
+        metavar="EF,...",
+        help="also search the edge store at these hnsw_ef values (default: VECTOR_SEARCH_EF only)",
+    )
+    p.add_argument("--hnsw-m", type=int, default=None, help="build with this HNSW m (default: the store's)")
+    p.add_argument(
+        "--hnsw-ef-construct", type=int, default=None, help="build with this HNSW ef_construct (the store's)"
+    )
+    p.add_argument(
+        "--payload-memory",
+        choices=PAYLOAD_MEMORY,
+        default=None,
+        help="build with the payload storage cold (mapped, read on demand) or cached (the store's)",
     )
     p.add_argument("--requests", type=int, default=250, help="timed search requests per pass (250)")
     p.add_argument("--recall-queries", type=int, default=200, help="queries for recall@10 (200)")
@@ -1343,15 +1886,24 @@ def plan_sizes(args: argparse.Namespace) -> list[SizePlan]:
     return [SizePlan(n, n == args.quantization_ab, n <= args.local_max) for n in args.sizes]
 
 
+def _setting_path(path: Path) -> str:
+    """A path setting as results record it: relative to the project, or just its name when outside it."""
+    shown = _shown(path)
+    return path.name if shown.startswith("..") else shown
+
+
 def write_results(
     path: Path, machine: dict[str, Any], args: argparse.Namespace, seed: Seed, sizes: list[dict[str, Any]]
 ) -> None:
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "seed_paths"}
+    settings = {k: (_setting_path(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    settings.pop("seed_paths", None)
     body = {
         "machine": machine,
         "settings": settings,
         "seed": {"source": seed.source, "chunks": len(seed.vectors)},
+        "corpus": args.corpus,
         "vector_search_ef": store_settings(Path()).vector_search_ef,
+        "engine_overrides": engine_overrides(args),
         "sizes": sizes,
         "table": markdown_table(sizes, [] if args.skip_rag else args.rag_levels),
     }
@@ -1378,7 +1930,13 @@ def run(args: argparse.Namespace, workdir: Path, procs: Processes) -> int:
     authors = make_authors(args.authors, real, args.zipf)
     print(
         f"seed: {len(seed.vectors)} real chunks from {seed.source}, embedded in {time.perf_counter() - started:.1f} s; "
-        f"{len(authors.names)} authors (zipf {args.zipf:g}); noise {args.noise:g}",
+        f"{len(authors.names)} authors (zipf {args.zipf:g}); noise {args.noise:g}; corpus {args.corpus}"
+        + (
+            f" (partners among {args.mix_neighbours or 'all'} nearest seeds)"
+            if args.corpus == "mixtures"
+            else ""
+        )
+        + (f"; engine overrides {engine_overrides(args)}" if engine_overrides(args) else ""),
         flush=True,
     )
     questions = load_questions(SHARED_QUERIES if SHARED_QUERIES.is_file() else None, seed=args.seed)

@@ -105,7 +105,8 @@ async def measure_async(
             t1 = time.process_time()
             searches: list[SearchVector] = list(vectors)
             if hybrid:
-                searches += [sparse.query(text) for text in queries]
+                sparse_texts = queries if settings.hybrid_sparse_queries == "all" else queries[:1]
+                searches += [sparse.query(text) for text in sparse_texts]
             found = await store.search_collections(collections, searches, author, limit)
             lists = ranked_lists(found, len(vectors))
             candidates = deduplicate([ranked.hits for ranked in lists])

@@ -144,6 +144,7 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
                     sparse=settings.hybrid_sparse_weight, rerank=settings.hybrid_rerank_weight
                 ),
                 per_document=settings.sources_per_document,
+                sparse_queries=settings.hybrid_sparse_queries,
             ),
             sparse=SparseEncoder(schema.bm25),
             tokens=TokenCounter(settings.embedding_tokenizer_dir / "tokenizer.json"),

@@ -250,11 +250,13 @@ def test_the_stop_sequence_is_held_back_and_dropped(pieces: list[str], stopped: 
 class _Store:
     def __init__(self) -> None:
         self.limits: list[int] = []
+        self.searches: list[Sequence[Any]] = []
 
     async def search_collections(
         self, collections: Sequence[str], searches: Sequence[Any], author: str | None, limit: int
     ) -> dict[str, Any]:
         self.limits.append(limit)
+        self.searches.append(searches)
         return {name: [[] for _ in searches] for name in collections}
 
 
@@ -301,6 +303,42 @@ async def test_the_candidate_pool_grows_with_k(k: int, per_document: int, limit:
     finally:
         pool.shutdown()
     assert store.limits == [limit]  # max(SEARCH_LIMIT_PER_QUERY, 2 x k x SOURCES_PER_DOCUMENT)
+
+
+class _ThreeQueries:
+    async def understand(self, query: str, outcome: object, history: object) -> tuple[None, list[str]]:
+        return None, [query, "expansion one", "expansion two"]
+
+
+@pytest.mark.parametrize(("sparse_queries", "bm25_texts"), [("all", 3), ("original", 1)])
+async def test_hybrid_searches_bm25_for_the_query_texts_asked(sparse_queries: str, bm25_texts: int) -> None:
+    """HYBRID_SPARSE_QUERIES: a BM25 query per query text, or the question's only (large corpora)."""
+    from rag_gateway.rag.pipeline import RetrievalOptions
+    from rag_gateway.rag.retrieval.sparse import SparseEncoder
+    from rag_gateway.rag.retrieval.stores.base import SparseVector
+
+    store, pool = _Store(), CpuPool(1)
+    pipeline = RagPipeline(
+        understanding=_ThreeQueries(),  # type: ignore[arg-type]
+        catalog=_Catalog(),  # type: ignore[arg-type]
+        query_embedder=_Embedder(),  # type: ignore[arg-type]
+        store=store,  # type: ignore[arg-type]
+        reranker=_Reranker(),  # type: ignore[arg-type]
+        llm=None,  # type: ignore[arg-type]
+        pool=pool,
+        search_limit=5,
+        collections=("embedded_articles",),
+        options=RetrievalOptions(mode="hybrid", sparse_queries=sparse_queries),
+        sparse=SparseEncoder(),
+    )
+    try:
+        await pipeline.prepare("what is a feature store", 3, RequestOutcome())
+    finally:
+        pool.shutdown()
+    [searches] = store.searches
+    sparse = [s for s in searches if isinstance(s, SparseVector)]
+    assert len(searches) == 3 + bm25_texts and len(sparse) == bm25_texts
+    assert sparse[0] == SparseEncoder().query("what is a feature store")  # the question's first
 
 
 # --- the emulated model ------------------------------------------------------------------------------------

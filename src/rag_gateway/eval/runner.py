@@ -55,6 +55,7 @@ RETRIEVAL_SETTINGS = (
     "retrieval_mode",
     "hybrid_sparse_weight",
     "hybrid_rerank_weight",
+    "hybrid_sparse_queries",
     "sources_per_document",
 )
 DEFAULT_MODES = ("dense", "hybrid")

@@ -68,6 +68,8 @@ class RetrievalOptions:
     mode: str = "dense"
     weights: FusionWeights = field(default_factory=FusionWeights)
     per_document: int = 1
+    #: Hybrid: "all" query texts get a BM25 query, or the "original" question only.
+    sparse_queries: str = "all"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,8 @@ class RagPipeline:
         hybrid = self._options.mode == "hybrid"
         searches: list[SearchVector] = list(vectors)
         if hybrid:
-            searches += [self._sparse.query(text) for text in queries]
+            sparse_texts = queries if self._options.sparse_queries == "all" else queries[:1]
+            searches += [self._sparse.query(text) for text in sparse_texts]
         limit = max(self._search_limit, 2 * k * self._options.per_document)
         with timings.stage("search"):
             lists = await self._search(collections, searches, len(vectors), author, limit, outcome)
