@@ -192,7 +192,8 @@ class Settings(EnvSettings):
     hybrid_sparse_queries: Literal["all", "original"] = Field(
         "all",
         description="Hybrid: a BM25 query for every query text, or for the original question only (a "
-        "BM25 query's cost grows with the corpus; for 10^5-10^6 chunks: original, with HYBRID_SPARSE_WEIGHT=10).",
+        "BM25 query's cost grows with the corpus; for 10^5-10^6 chunks: original, with "
+        "HYBRID_SPARSE_WEIGHT=10).",
     )
     index_dense_text: Literal["content", "title+content"] = Field(
         "content", description="What a chunk's dense vector embeds (changing it needs a rebuilt index)."
