@@ -1657,7 +1657,7 @@ def run_size(
     if rag is not None:
         print("  /rag through the gateway:", flush=True)
         try:
-            edge["rag"] = rag.measure(Path(edge["store"]))
+            edge["rag"] = rag.measure(folder / "store-edge")  # edge["store"] is only a label
         except SystemExit as exc:  # the gateway did not start or get ready: wait_for says why
             edge["rag"] = {"error": str(exc)}
             print(f"    /rag: FAILED: {exc}", flush=True)

@@ -233,9 +233,11 @@ def test_local_mode_build_and_measurement_in_children(tmp_path: Path) -> None:
 
 
 def test_a_whole_run_at_500_points(tmp_path: Path) -> None:
-    """Seed embedding, corpus, ground truth, the edge store built and measured in child processes, report."""
+    """Seed embedding, corpus, ground truth, the edge store built and measured in child processes, /rag
+    through a gateway serving that store, report."""
     output = tmp_path / "results.json"
-    argv = ["--sizes", "500", "--quantization-ab", "0", "--local-max", "0", "--skip-rag"]
+    argv = ["--sizes", "500", "--quantization-ab", "0", "--local-max", "0"]
+    argv += ["--rag-levels", "1", "--rag-duration", "2"]
     argv += ["--requests", "20", "--recall-queries", "20", "--authors", "40"]
     argv += ["--ef-sweep", "16", "--hnsw-m", "12", "--payload-memory", "cold"]
     argv += ["--seed-paths", *map(str, sorted(SAMPLE_CORPUS.glob("*.json")))]
@@ -259,6 +261,13 @@ def test_a_whole_run_at_500_points(tmp_path: Path) -> None:
     assert build["import_rate"] > 0 and build["disk_mb"] > 0 and build["peak_rss_mb"] > 0
     assert serve["search"]["n"] == serve["search_filtered"]["n"] == serve["search_dense"]["n"] == 20
     assert serve["search_errors"] == 0
+    assert serve["rerank_scores"]["n"] == 20  # the reranker's dense_scores, timed after each search
+    assert serve["search_question_bm25"]["n"] in (0, 20)
+    # the gateway served the store that was built (not an empty folder of the same name)
+    rag = edge["rag"]
+    assert "error" not in rag, rag.get("error")
+    [level] = rag["levels"]
+    assert level["concurrency"] == 1 and level["rps"] > 0 and level["errors"] == 0
     # the shards were created with the overrides, and the engine recorded them
     assert results["engine_overrides"] == {"hnsw_m": 12, "payload_memory": "cold"}
     assert build["store_config"] == serve["store_config"]
