@@ -5,6 +5,7 @@ No timing assertions: the load generator runs against an in-process ``httpx.Mock
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import importlib
 import json
@@ -492,3 +493,40 @@ def test_locustfile_lists_its_user() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "RagUser" in result.stdout
+
+
+# --- serving a kept store within a memory limit (benchmarks/serve_store.py, memory_cgroup.py) -------------
+def test_the_memory_cgroup_is_found_for_either_cgroup_version(tmp_path: Path) -> None:
+    from benchmarks.memory_cgroup import own_memory_cgroup
+
+    v1 = "9:name=systemd:/\n4:memory:/jobs/abc\n1:cpu:/\n0::/\n"
+    assert own_memory_cgroup(v1, tmp_path) == (tmp_path / "memory" / "jobs" / "abc", 1)
+    assert own_memory_cgroup("0::/user.slice/app\n", tmp_path) is None  # no v2 controllers file here
+    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
+    assert own_memory_cgroup("0::/user.slice/app\n", tmp_path) == (tmp_path / "user.slice" / "app", 2)
+
+
+def test_a_wrapped_command_joins_the_cgroup_before_it_runs(tmp_path: Path) -> None:
+    from benchmarks.memory_cgroup import MemoryCgroup
+
+    group = MemoryCgroup(tmp_path, 2, 2**31)
+    (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    (tmp_path / "memory.peak").write_text("1048576\n")
+    result = subprocess.run(
+        group.wrap(["sh", "-c", "echo started $0", "arg zero"]), capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout == "started arg zero\n"
+    assert (tmp_path / "cgroup.procs").read_text().strip().isdigit()  # the pid went in first
+    assert group.peak_bytes() == 2**20 and group.oom_kills() == 1
+
+
+def test_serve_store_profiles_parse() -> None:
+    from benchmarks.serve_store import parse_profile
+
+    assert parse_profile("default") == ("default", {})
+    assert parse_profile("large:HYBRID_SPARSE_QUERIES=original,HYBRID_SPARSE_WEIGHT=10") == (
+        "large",
+        {"HYBRID_SPARSE_QUERIES": "original", "HYBRID_SPARSE_WEIGHT": "10"},
+    )
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_profile("bad:NOVALUE")
