@@ -87,7 +87,8 @@ async def measure_async(
     limit = max(settings.search_limit_per_query, 2 * k * per_document)
     try:
         present = await store.existing_collections()
-        collections = [c for c in COLLECTIONS if c in present]
+        # as the gateway's catalogue: the configured collections that hold points
+        collections = [c for c in COLLECTIONS if c in present and await store.count(c) > 0]
         if not collections:
             raise SystemExit(f"no collections in {settings.qdrant_path}: ingest first")
         authors = indexed_authors(store, collections)

@@ -7,6 +7,7 @@ submit to it any more).
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -88,6 +89,11 @@ class AppState:
 @asynccontextmanager
 async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[AppState]:
     async with AsyncExitStack() as stack:
+        # The pool's threads (embedding) need the GIL back between their model runs; at Python's 5 ms
+        # interval each hand-back waits behind the busy event loop (docs/performance.md).
+        previous_interval = sys.getswitchinterval()
+        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
+        stack.callback(sys.setswitchinterval, previous_interval)
         pool = CpuPool(settings.cpu_pool_workers, settings.cpu_pool_max_queue)
         metrics.pool_pending.set_function(lambda: pool.pending)
         guards = {

@@ -453,7 +453,8 @@ def test_the_model_work_calibration_searches_the_ingested_store(
     shutil.copytree(ingested_qdrant, copy)  # the test gateway holds the original's lock
     settings = model_settings.model_copy(update={"qdrant_path": copy})
     result = measure(settings, ["What is RAG?", "How do I fine-tune an LLM?"], requests=2, warmup=0)
-    assert set(result["collections"]) == {c for c in COLLECTIONS if (copy / c).is_dir()} != set()
+    searched = set(result["collections"])
+    assert searched and searched <= {c for c in COLLECTIONS if (copy / c).is_dir()}
     assert result["retrieval_mode"] == settings.retrieval_mode
     assert all(result["stage_cpu_ms_median"][stage] > 0 for stage in ("embed", "search", "rerank"))
     assert not (copy / "meta.json").exists()  # the folder is read as the gateway reads it, nothing added

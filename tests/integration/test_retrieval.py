@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,3 +136,15 @@ async def test_an_index_of_another_shape_is_refused_with_the_rebuild_command(
     (copy / "store.json").write_text(json.dumps(layout))
     with pytest.raises(StoreUnavailableError, match="records no schema"):
         await _start(gateway_settings(emulators, copy))
+
+
+async def test_the_gateway_hands_the_gil_back_sooner_while_it_serves(
+    emulators: RunningEmulators, ingested_qdrant: Path, tmp_path: Path
+) -> None:
+    """GIL_SWITCH_INTERVAL_MS holds while the services are up and Python's own value comes back after."""
+    copy = tmp_path / "store"
+    shutil.copytree(ingested_qdrant, copy)  # the session's gateway holds the original's lock
+    before = sys.getswitchinterval()
+    async with open_app_state(gateway_settings(emulators, copy, gil_switch_interval_ms=0.25), Metrics()):
+        assert sys.getswitchinterval() == pytest.approx(0.00025)
+    assert sys.getswitchinterval() == before

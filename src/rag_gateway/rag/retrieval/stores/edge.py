@@ -239,9 +239,9 @@ class EdgeStore:
     ) -> list[list[Hit]]:
         """One batched query per collection: a hit list per query vector, best first.
 
-        The queries return ids and scores only; each distinct hit's payload is then read once. The same
-        chunk is found by several queries, and the engine turns a payload into Python objects per hit:
-        reading them apart halves the call's CPU."""
+        The queries return ids and scores only; each distinct hit's payload is then read once: the same
+        chunk is found by several queries, and the engine would turn its payload into Python objects for
+        every list it is in. No vectors come back (the reranker's scores come from `dense_scores`)."""
         query_filter = _author_filter(author)
         batch = edge.QueryBatchRequest(
             [
