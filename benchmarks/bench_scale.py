@@ -1117,9 +1117,9 @@ def pipeline_searches(work: Workload, settings: Any) -> list[list[Any]]:
 async def searched_collections(store: Any) -> list[str]:
     """The collections the catalogue hands the pipeline: the configured ones that exist and hold points."""
     from rag_gateway.config import COLLECTIONS
+    from rag_gateway.rag.retrieval.catalog import CorpusCatalog
 
-    present = await store.existing_collections()
-    return [c for c in COLLECTIONS if c in present and await store.count(c) > 0]
+    return list(await CorpusCatalog(store, COLLECTIONS, ttl_s=60.0).collections())
 
 
 async def _measure_edge_store(store: Any, work: Workload, settings: Any) -> dict[str, Any]:

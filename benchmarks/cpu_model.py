@@ -30,16 +30,16 @@ import onnxruntime
 
 from benchmarks.loadgen import load_questions
 from rag_gateway.config import COLLECTIONS, Settings
+from rag_gateway.rag.pipeline import RetrievalOptions
 from rag_gateway.rag.prompt import build_prompt
-from rag_gateway.rag.retrieval.catalog import normalise_name
+from rag_gateway.rag.retrieval.catalog import CorpusCatalog, normalise_name
 from rag_gateway.rag.retrieval.embedding import Embedder
-from rag_gateway.rag.retrieval.fusion import RankedList
 from rag_gateway.rag.retrieval.ranking import (
-    FusionWeights,
     deduplicate,
     one_per_document,
     rank_by_fusion,
     rank_by_reranker,
+    ranked_lists,
 )
 from rag_gateway.rag.retrieval.reranking import build_reranker
 from rag_gateway.rag.retrieval.sparse import SparseEncoder
@@ -64,16 +64,6 @@ def indexed_authors(store: EdgeStore, collections: Sequence[str]) -> dict[str, s
     return {normalise_name(name): name for name in store.author_names(collections)}
 
 
-def ranked_lists(found: dict[str, Any], dense_count: int) -> list[RankedList]:
-    """The pipeline's hit lists: per collection, the dense queries' then the BM25 queries'."""
-    lists: list[RankedList] = []
-    for hits_per_query in found.values():
-        for index, hits in enumerate(hits_per_query):
-            kind, query_index = ("dense", index) if index < dense_count else ("sparse", index - dense_count)
-            lists.append(RankedList(kind, query_index, hits))
-    return lists
-
-
 async def measure_async(
     settings: Settings, questions: Sequence[str], requests: int, warmup: int
 ) -> dict[str, Any]:
@@ -81,17 +71,15 @@ async def measure_async(
     store = EdgeStore(settings)
     reranker = build_reranker(settings, store)
     sparse = SparseEncoder()
-    hybrid = settings.retrieval_mode == "hybrid"
-    weights = FusionWeights(sparse=settings.hybrid_sparse_weight, rerank=settings.hybrid_rerank_weight)
-    k, per_document = settings.default_top_k, settings.sources_per_document
-    limit = max(settings.search_limit_per_query, 2 * k * per_document)
+    options = RetrievalOptions.from_settings(settings)
+    hybrid = options.mode == "hybrid"
+    k = settings.default_top_k
+    limit = max(settings.search_limit_per_query, 2 * k * options.per_document)
     try:
-        present = await store.existing_collections()
-        # as the gateway's catalogue: the configured collections that hold points
-        collections = [c for c in COLLECTIONS if c in present and await store.count(c) > 0]
+        catalog = CorpusCatalog(store, COLLECTIONS, settings.author_cache_ttl_s)
+        collections = list(await catalog.collections())
         if not collections:
             raise SystemExit(f"no collections in {settings.qdrant_path}: ingest first")
-        authors = indexed_authors(store, collections)
         alternatives = settings.query_expansion_n - 1
         stage_cpu: dict[str, list[float]] = {"embed": [], "search": [], "rerank": []}
         wall_start = cpu_start = 0.0
@@ -100,24 +88,23 @@ async def measure_async(
                 wall_start, cpu_start = time.perf_counter(), time.process_time()
             question = questions[i % len(questions)]
             raw_author, queries = emulated_understanding(question, alternatives)
-            author = authors.get(normalise_name(raw_author)) if raw_author else None
+            author = await catalog.resolve_author(raw_author)
             t0 = time.process_time()
             vectors = embedder.embed(queries)
             t1 = time.process_time()
             searches: list[SearchVector] = list(vectors)
             if hybrid:
-                sparse_texts = queries if settings.hybrid_sparse_queries == "all" else queries[:1]
-                searches += [sparse.query(text) for text in sparse_texts]
+                searches += [sparse.query(text) for text in options.sparse_texts(queries)]
             found = await store.search_collections(collections, searches, author, limit)
-            lists = ranked_lists(found, len(vectors))
+            lists = [ranked for hits in found.values() for ranked in ranked_lists(hits, len(vectors))]
             candidates = deduplicate([ranked.hits for ranked in lists])
             t2 = time.process_time()
             scores = await reranker.score(question, vectors[0], candidates)
             if hybrid:
-                ranked = rank_by_fusion(candidates, scores, lists, weights)
+                ranked = rank_by_fusion(candidates, scores, lists, options.weights)
             else:
                 ranked = rank_by_reranker(candidates, scores, lists)
-            kept, _ = one_per_document(ranked, k, per_document)
+            kept, _ = one_per_document(ranked, k, options.per_document)
             build_prompt(question, [candidate.hit for candidate in kept])
             t3 = time.process_time()
             if i >= warmup:

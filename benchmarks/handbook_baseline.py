@@ -56,7 +56,14 @@ from rag_gateway.rag.prompt import build_prompt
 from rag_gateway.rag.retrieval.catalog import normalise_name
 from rag_gateway.rag.retrieval.embedding import Embedder, Vector
 from rag_gateway.rag.retrieval.ranking import deduplicate
-from rag_gateway.rag.retrieval.reranking import CrossEncoderReranker, Reranker, build_reranker, top_k
+from rag_gateway.rag.retrieval.reranking import (
+    CrossEncoderReranker,
+    Reranker,
+    build_reranker,
+    ids_by_collection,
+    scores_in_order,
+    top_k,
+)
 from rag_gateway.rag.retrieval.stores import Hit
 from rag_gateway.rag.retrieval.stores.edge import EdgeStore
 from rag_gateway.rag.understanding.expansion import SYSTEM_PROMPT as EXPANSION_PROMPT
@@ -122,11 +129,7 @@ def rerank_sync(state: BaselineState, query: str, vector: Vector, hits: Sequence
     """The configured reranker's scores, synchronously."""
     if isinstance(state.reranker, CrossEncoderReranker):
         return state.reranker.score_now(query, hits)
-    ids: dict[str, list[str]] = {}
-    for hit in hits:
-        ids.setdefault(hit.collection, []).append(hit.id)
-    scores = state.store.exact_scores(vector, ids)
-    return [scores.get(hit.id, hit.score) for hit in hits]
+    return scores_in_order(hits, state.store.exact_scores(vector, ids_by_collection(hits)))
 
 
 def generate(settings: Settings, prompt: str) -> str:

@@ -27,7 +27,6 @@ from rag_gateway.rag.pipeline import RagPipeline, RetrievalOptions
 from rag_gateway.rag.retrieval.catalog import CorpusCatalog
 from rag_gateway.rag.retrieval.embedding import Embedder
 from rag_gateway.rag.retrieval.query_embedding import QueryEmbedder
-from rag_gateway.rag.retrieval.ranking import FusionWeights
 from rag_gateway.rag.retrieval.reranking import build_reranker
 from rag_gateway.rag.retrieval.schema import IndexSchema, index_schema
 from rag_gateway.rag.retrieval.sparse import SparseEncoder
@@ -144,14 +143,7 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
             pool=pool,
             search_limit=settings.search_limit_per_query,
             collections=COLLECTIONS,
-            options=RetrievalOptions(
-                mode=settings.retrieval_mode,
-                weights=FusionWeights(
-                    sparse=settings.hybrid_sparse_weight, rerank=settings.hybrid_rerank_weight
-                ),
-                per_document=settings.sources_per_document,
-                sparse_queries=settings.hybrid_sparse_queries,
-            ),
+            options=RetrievalOptions.from_settings(settings),
             sparse=SparseEncoder(schema.bm25),
             tokens=TokenCounter(settings.embedding_tokenizer_dir / "tokenizer.json"),
             history_tokens=settings.chat_history_tokens,

@@ -278,15 +278,11 @@ class _Reranker:
         return [0.0 for _ in hits]
 
 
-@pytest.mark.parametrize(
-    ("k", "per_document", "limit"), [(1, 1, 5), (2, 1, 5), (3, 1, 6), (20, 1, 40), (5, 3, 30)]
-)
-async def test_the_candidate_pool_grows_with_k(k: int, per_document: int, limit: int) -> None:
-    from rag_gateway.rag.pipeline import RetrievalOptions
-
-    store, pool = _Store(), CpuPool(1)
-    understanding = QueryUnderstanding(_Stub(), _Stub(), 1.0)  # type: ignore[arg-type]
-    pipeline = RagPipeline(
+def _retrieval_pipeline(
+    understanding: Any, store: _Store, pool: CpuPool, options: Any, **parts: Any
+) -> RagPipeline:
+    """A pipeline over stand-ins that records what it asks the store (retrieval only: no LLM)."""
+    return RagPipeline(
         understanding=understanding,
         catalog=_Catalog(),  # type: ignore[arg-type]
         query_embedder=_Embedder(),  # type: ignore[arg-type]
@@ -296,8 +292,20 @@ async def test_the_candidate_pool_grows_with_k(k: int, per_document: int, limit:
         pool=pool,
         search_limit=5,
         collections=("embedded_articles",),
-        options=RetrievalOptions(per_document=per_document),
+        options=options,
+        **parts,
     )
+
+
+@pytest.mark.parametrize(
+    ("k", "per_document", "limit"), [(1, 1, 5), (2, 1, 5), (3, 1, 6), (20, 1, 40), (5, 3, 30)]
+)
+async def test_the_candidate_pool_grows_with_k(k: int, per_document: int, limit: int) -> None:
+    from rag_gateway.rag.pipeline import RetrievalOptions
+
+    store, pool = _Store(), CpuPool(1)
+    understanding = QueryUnderstanding(_Stub(), _Stub(), 1.0)  # type: ignore[arg-type]
+    pipeline = _retrieval_pipeline(understanding, store, pool, RetrievalOptions(per_document=per_document))
     try:
         await pipeline.prepare("q", k, RequestOutcome())
     finally:
@@ -318,19 +326,8 @@ async def test_hybrid_searches_bm25_for_the_query_texts_asked(sparse_queries: st
     from rag_gateway.rag.retrieval.stores.base import SparseVector
 
     store, pool = _Store(), CpuPool(1)
-    pipeline = RagPipeline(
-        understanding=_ThreeQueries(),  # type: ignore[arg-type]
-        catalog=_Catalog(),  # type: ignore[arg-type]
-        query_embedder=_Embedder(),  # type: ignore[arg-type]
-        store=store,  # type: ignore[arg-type]
-        reranker=_Reranker(),  # type: ignore[arg-type]
-        llm=None,  # type: ignore[arg-type]
-        pool=pool,
-        search_limit=5,
-        collections=("embedded_articles",),
-        options=RetrievalOptions(mode="hybrid", sparse_queries=sparse_queries),
-        sparse=SparseEncoder(),
-    )
+    options = RetrievalOptions(mode="hybrid", sparse_queries=sparse_queries)
+    pipeline = _retrieval_pipeline(_ThreeQueries(), store, pool, options, sparse=SparseEncoder())
     try:
         await pipeline.prepare("what is a feature store", 3, RequestOutcome())
     finally:

@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 
+from rag_gateway.config import Settings
 from rag_gateway.errors import DeadlineExceededError, GatewayError, OverloadedError
 from rag_gateway.llm.base import (
     DEFAULT_PARAMS,
@@ -38,6 +39,7 @@ from rag_gateway.rag.retrieval.ranking import (
     one_per_document,
     rank_by_fusion,
     rank_by_reranker,
+    ranked_lists,
 )
 from rag_gateway.rag.retrieval.reranking import Reranker
 from rag_gateway.rag.retrieval.sparse import SparseEncoder
@@ -70,6 +72,19 @@ class RetrievalOptions:
     per_document: int = 1
     #: Hybrid: "all" query texts get a BM25 query, or the "original" question only.
     sparse_queries: str = "all"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetrievalOptions:
+        return cls(
+            mode=settings.retrieval_mode,
+            weights=FusionWeights(sparse=settings.hybrid_sparse_weight, rerank=settings.hybrid_rerank_weight),
+            per_document=settings.sources_per_document,
+            sparse_queries=settings.hybrid_sparse_queries,
+        )
+
+    def sparse_texts(self, queries: Sequence[str]) -> Sequence[str]:
+        """The query texts that get a BM25 query (hybrid mode): all of them, or the question only."""
+        return queries if self.sparse_queries == "all" else queries[:1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +174,7 @@ class RagPipeline:
         hybrid = self._options.mode == "hybrid"
         searches: list[SearchVector] = list(vectors)
         if hybrid:
-            sparse_texts = queries if self._options.sparse_queries == "all" else queries[:1]
-            searches += [self._sparse.query(text) for text in sparse_texts]
+            searches += [self._sparse.query(text) for text in self._options.sparse_texts(queries)]
         limit = max(self._search_limit, 2 * k * self._options.per_document)
         with timings.stage("search"):
             lists = await self._search(collections, searches, len(vectors), author, limit, outcome)
@@ -252,11 +266,7 @@ class RagPipeline:
             if isinstance(result, GatewayError):
                 outcome.skip(f"search:{name}", result.error_type)
                 continue
-            for index, hits in enumerate(result):
-                kind, query_index = (
-                    ("dense", index) if index < dense_count else ("sparse", index - dense_count)
-                )
-                lists.append(RankedList(kind, query_index, hits))
+            lists += ranked_lists(result, dense_count)
         return lists
 
     async def _rerank(

@@ -36,6 +36,17 @@ class Candidate:
     fused_score: float | None = None
 
 
+def ranked_lists(hit_lists: Sequence[list[Hit]], dense_count: int) -> list[RankedList]:
+    """One collection's batched search answer as ranked lists: the first ``dense_count`` answer the dense
+    query vectors (query 0 is the question), the rest the BM25 queries, in the same order."""
+    return [
+        RankedList("dense", index, hits)
+        if index < dense_count
+        else RankedList("sparse", index - dense_count, hits)
+        for index, hits in enumerate(hit_lists)
+    ]
+
+
 def deduplicate(result_lists: Sequence[Sequence[Hit]]) -> list[Hit]:
     """Merge hit lists; a chunk found several times keeps its best score and its first position."""
     best: dict[str, Hit] = {}

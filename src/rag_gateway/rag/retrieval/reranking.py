@@ -9,7 +9,7 @@ work runs in the CPU pool.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from rag_gateway.config import EMBEDDING_RERANKER_ID, Settings
@@ -35,12 +35,22 @@ class EmbeddingReranker:
     async def score(self, query: str, query_vector: Vector, hits: Sequence[Hit]) -> list[float]:
         if not hits:
             return []
-        ids: dict[str, list[str]] = {}
-        for hit in hits:
-            ids.setdefault(hit.collection, []).append(hit.id)
-        scores = await self._store.dense_scores(query_vector, ids)
-        # a point deleted since the search keeps the score it was found with
-        return [scores.get(hit.id, hit.score) for hit in hits]
+        scores = await self._store.dense_scores(query_vector, ids_by_collection(hits))
+        return scores_in_order(hits, scores)
+
+
+def ids_by_collection(hits: Sequence[Hit]) -> dict[str, list[str]]:
+    """The hits' point ids per collection: what `VectorStore.dense_scores` takes."""
+    ids: dict[str, list[str]] = {}
+    for hit in hits:
+        ids.setdefault(hit.collection, []).append(hit.id)
+    return ids
+
+
+def scores_in_order(hits: Sequence[Hit], scores: Mapping[str, float]) -> list[float]:
+    """``scores`` by point id as a list in hit order; a point deleted since the search keeps the score it
+    was found with."""
+    return [scores.get(hit.id, hit.score) for hit in hits]
 
 
 class CrossEncoderReranker:
