@@ -3,6 +3,10 @@
 Each call opens its own short-lived httpx client, so one instance works from any event loop (the
 emulators may run in another thread's loop than the test calling them). The emulators are plain HTTP on
 loopback: proxy variables are ignored, and the TLS context (~30 ms to build) is built once, not per call.
+
+The default timeout is generous on purpose: a control call answers in a millisecond, but a busy CI machine
+can pause a whole process for seconds, and asyncio then fires an expired timeout before reading the reply
+that arrived meanwhile. A control call's speed is never what a test checks.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ class EmulatorControl:
     """
 
     def __init__(
-        self, base_url: str, *, timeout: float = 5.0, targets: Collection[str] | None = None
+        self, base_url: str, *, timeout: float = 60.0, targets: Collection[str] | None = None
     ) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
         self._targets = targets
