@@ -1122,6 +1122,26 @@ async def searched_collections(store: Any) -> list[str]:
     return list(await CorpusCatalog(store, COLLECTIONS, ttl_s=60.0).collections())
 
 
+async def without_common_terms(
+    store: Any, collections: Sequence[str], settings: Any, searches: list[list[Any]]
+) -> tuple[list[list[Any]], dict[str, Any]]:
+    """The searches as the pipeline runs them in the (one) searched collection: BM25 queries without the
+    collection's common terms (HYBRID_COMMON_TERM_SHARE), and what estimating those cost."""
+    from rag_gateway.config import COLLECTIONS
+    from rag_gateway.rag.retrieval.catalog import CorpusCatalog, common_term_policy
+
+    began = time.perf_counter()
+    common = await CorpusCatalog(store, COLLECTIONS, 60.0, common_term_policy(settings)).common_terms()
+    info = {
+        "common_term_share": settings.hybrid_common_term_share,
+        "common_terms": {name: len(terms) for name, terms in common.by_collection.items()},
+        "common_terms_s": round(time.perf_counter() - began, 3),
+    }
+    if len(collections) != 1:
+        return searches, info
+    return [list(common.queries_for(collections[0], queries)) for queries in searches], info
+
+
 async def _measure_edge_store(store: Any, work: Workload, settings: Any) -> dict[str, Any]:
     """Time the pipeline's searches (plain, filtered, dense only) and measure recall@10 on an open store,
     then the process's RSS (``serving_*``)."""
@@ -1129,7 +1149,8 @@ async def _measure_edge_store(store: Any, work: Workload, settings: Any) -> dict
 
     collections = await searched_collections(store)
     limit, errors = pipeline_limit(settings), 0
-    searches = pipeline_searches(work, settings)
+    all_terms = pipeline_searches(work, settings)
+    searches, common_info = await without_common_terms(store, collections, settings, all_terms)
 
     scoring: list[float] = []
 
@@ -1161,7 +1182,9 @@ async def _measure_edge_store(store: Any, work: Workload, settings: Any) -> dict
     sparse_only = [queries[VECTORS_PER_REQUEST:] for queries in searches]
     # HYBRID_SPARSE_QUERIES=original: the dense vectors and the question's BM25 query only
     question_sparse = [queries[: VECTORS_PER_REQUEST + 1] for queries in searches]
+    question_all_terms = [queries[: VECTORS_PER_REQUEST + 1] for queries in all_terms]
     result: dict[str, Any] = {
+        **common_info,
         "vector_search_ef": settings.vector_search_ef,
         "retrieval_mode": settings.retrieval_mode,
         "queries_per_request": len(searches[0]),
@@ -1179,6 +1202,13 @@ async def _measure_edge_store(store: Any, work: Workload, settings: Any) -> dict
         ),
         "search_question_bm25_filtered": latency_summary(
             await timed_pass(question_sparse, work.request_authors) if sparse_only[0] else []
+        ),
+        # the same with every query term (HYBRID_COMMON_TERM_SHARE=1): what leaving common terms out saves
+        "search_question_bm25_all_terms": latency_summary(
+            await timed_pass(question_all_terms, no_filter) if sparse_only[0] else []
+        ),
+        "search_question_bm25_all_terms_filtered": latency_summary(
+            await timed_pass(question_all_terms, work.request_authors) if sparse_only[0] else []
         ),
     }
     result["rerank_scores"] = latency_summary(scoring)
@@ -1571,6 +1601,11 @@ def _describe_serving(serve: dict[str, Any]) -> str:
         f"file {serve.get('serving_rss_file_mb')}); hnsw_ef {serve.get('vector_search_ef')}\n"
         f"    search ({queries}) {pair('search')}; filtered {pair('search_filtered')}\n"
         f"    dense only {pair('search_dense')}{dense_filtered}; BM25 only {pair('search_sparse')}\n"
+        f"    question's BM25: {pair('search_question_bm25')}, filtered {pair('search_question_bm25_filtered')};"
+        f" every term: {pair('search_question_bm25_all_terms')}, filtered "
+        f"{pair('search_question_bm25_all_terms_filtered')}\n"
+        f"    common terms left out (share > {serve.get('common_term_share')}): {serve.get('common_terms')},"
+        f" estimated in {serve.get('common_terms_s')} s\n"
         f"    recall@10 {_fmt(serve.get('recall'), '.3f')}, filtered {_fmt(serve.get('recall_filtered'), '.3f')}"
     )
 
@@ -1700,7 +1735,7 @@ def table_rows(sizes: Sequence[dict[str, Any]], rag_levels: Sequence[int]) -> li
                 note = f"stopped after {_fmt(seconds)} s ({build_progress(build)})"
                 rows.append(
                     [f"{size['n']:,}", BACKEND_LABELS[backend["backend"]], note]
-                    + ["–"] * (11 + len(rag_levels))
+                    + ["–"] * (12 + len(rag_levels))
                 )
                 continue
             rag = backend.get("rag") or {}
@@ -1723,6 +1758,8 @@ def table_rows(sizes: Sequence[dict[str, Any]], rag_levels: Sequence[int]) -> li
                     _p50_p99(serve.get("search_filtered")),
                     f"{_p50_p99(serve.get('search_question_bm25'))}; "
                     f"{_p50_p99(serve.get('search_question_bm25_filtered'))}",
+                    f"{_p50_p99(serve.get('search_question_bm25_all_terms'))}; "
+                    f"{_p50_p99(serve.get('search_question_bm25_all_terms_filtered'))}",
                     _p50_p99(serve.get("rerank_scores")),
                     f"{_fmt(serve.get('recall'), '.3f')} / {_fmt(serve.get('recall_filtered'), '.3f')}",
                 ]
@@ -1750,6 +1787,7 @@ def markdown_table(sizes: Sequence[dict[str, Any]], rag_levels: Sequence[int]) -
         "search p50 / p99 ms",
         "filtered p50 / p99 ms",
         "question's BM25 only: search; filtered p50 / p99 ms",
+        "the same, every term: search; filtered p50 / p99 ms",
         "rerank scores p50 / p99 ms",
         "recall@10 / filtered",
     ] + [f"/rag C={c} p50 / p99 ms" for c in rag_levels]
@@ -1769,7 +1807,9 @@ models); search: `search_collections` as the pipeline calls it (3 dense vectors 
 mode, the default; hits per query as at the default k; the collections that hold points; local mode: the 3
 dense vectors only, as earlier versions searched);
 filtered: the same with an author filter; question's BM25 only: the same searches as HYBRID_SPARSE_QUERIES=original
-makes them (3 dense vectors + the question's BM25 query); rerank scores: the embedding reranker's
+makes them (3 dense vectors + the question's BM25 query); every BM25 query leaves out the collection's common
+terms as the pipeline does (HYBRID_COMMON_TERM_SHARE, collections of HYBRID_COMMON_TERM_MIN_POINTS or more);
+the same, every term: the question's-BM25 searches with all their terms; rerank scores: the embedding reranker's
 `dense_scores` call over the deduplicated hits of a search; recall@10: dense HNSW against numpy brute force over
 the same vectors; /rag: closed-loop load with emulated OpenAI/SageMaker latency (bench.py's measure_level)."""
 

@@ -195,6 +195,17 @@ class Settings(EnvSettings):
         "BM25 query's cost grows with the corpus; for 10^5-10^6 chunks: original, with "
         "HYBRID_SPARSE_WEIGHT=10).",
     )
+    hybrid_common_term_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="Hybrid: BM25 query terms found in more than this share of a large collection's chunks "
+        "(estimated from a sample) are left out of its BM25 query: the longest posting lists, the lowest "
+        "IDF. 1 = keep every term.",
+    )
+    hybrid_common_term_min_points: int = Field(
+        20_000, ge=0, description="Hybrid: collections smaller than this keep every BM25 query term."
+    )
     index_dense_text: Literal["content", "title+content"] = Field(
         "content", description="What a chunk's dense vector embeds (changing it needs a rebuilt index)."
     )

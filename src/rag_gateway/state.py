@@ -24,7 +24,7 @@ from rag_gateway.llm.sagemaker import SageMakerLLM
 from rag_gateway.observability.metrics import Metrics
 from rag_gateway.rag.caches import EmbeddingCache, UnderstandingCache
 from rag_gateway.rag.pipeline import RagPipeline, RetrievalOptions
-from rag_gateway.rag.retrieval.catalog import CorpusCatalog
+from rag_gateway.rag.retrieval.catalog import CorpusCatalog, common_term_policy
 from rag_gateway.rag.retrieval.embedding import Embedder
 from rag_gateway.rag.retrieval.query_embedding import QueryEmbedder
 from rag_gateway.rag.retrieval.reranking import build_reranker
@@ -108,7 +108,7 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
         openai_client = make_openai_client(settings)
         stack.push_async_callback(openai_client.close)
         sagemaker = await make_sagemaker_client(settings, stack)
-        catalog = CorpusCatalog(store, COLLECTIONS, settings.author_cache_ttl_s)
+        catalog = CorpusCatalog(store, COLLECTIONS, settings.author_cache_ttl_s, common_term_policy(settings))
         pool_embedder = QueryEmbedder(
             embedder,
             pool,

@@ -654,3 +654,13 @@ def test_a_local_mode_folder_is_refused_with_the_migration_command(embedded_back
     message = str(refused.value)
     assert f"rag-gateway migrate-store {folder} NEW_FOLDER" in message
     assert tree(folder) == before  # nothing written, not even the layout file
+
+
+async def test_a_sample_of_bm25_terms_is_the_stored_points_term_ids(seeded: VectorStore) -> None:
+    """What common-term estimates read: each sampled point's BM25 term ids as ingest wrote them (none for a
+    chunk without terms), at most ``limit`` points, all of them when the collection is smaller."""
+    stored = {tuple(sorted(p.sparse.indices if p.sparse else ())) for p in DATA[ARTICLES]}
+    everything = await seeded.sample_sparse_terms(ARTICLES, SIZES[ARTICLES] + 10)
+    assert len(everything) == SIZES[ARTICLES] and {tuple(sorted(ids)) for ids in everything} == stored
+    some = await seeded.sample_sparse_terms(ARTICLES, 5)
+    assert len(some) == 5 and {tuple(sorted(ids)) for ids in some} <= stored

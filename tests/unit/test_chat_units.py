@@ -18,6 +18,7 @@ from rag_gateway.llm.tgi_stream import StopTrimmer
 from rag_gateway.rag.outcome import RequestOutcome
 from rag_gateway.rag.pipeline import RagPipeline
 from rag_gateway.rag.prompt import build_prompt, citation_list
+from rag_gateway.rag.retrieval.common_terms import NO_COMMON_TERMS, CommonTerms
 from rag_gateway.rag.retrieval.stores import Hit
 from rag_gateway.rag.tokens import PromptTokens, TokenCounter
 from rag_gateway.rag.understanding import QueryUnderstanding
@@ -261,11 +262,19 @@ class _Store:
 
 
 class _Catalog:
+    def __init__(
+        self, collections: tuple[str, ...] = ("embedded_articles",), common: CommonTerms = NO_COMMON_TERMS
+    ) -> None:
+        self._collections, self._common = collections, common
+
     async def resolve_author(self, raw: str | None) -> str | None:
         return None
 
     async def collections(self) -> tuple[str, ...]:
-        return ("embedded_articles",)
+        return self._collections
+
+    async def common_terms(self) -> CommonTerms:
+        return self._common
 
 
 class _Embedder:
@@ -284,7 +293,7 @@ def _retrieval_pipeline(
     """A pipeline over stand-ins that records what it asks the store (retrieval only: no LLM)."""
     return RagPipeline(
         understanding=understanding,
-        catalog=_Catalog(),  # type: ignore[arg-type]
+        catalog=parts.pop("catalog", _Catalog()),
         query_embedder=_Embedder(),  # type: ignore[arg-type]
         store=store,  # type: ignore[arg-type]
         reranker=_Reranker(),  # type: ignore[arg-type]
@@ -401,3 +410,53 @@ async def test_a_prompt_is_counted_line_by_line_with_known_lines_kept() -> None:
     finally:
         pool.shutdown()
     assert pool.pending == 0
+
+
+async def test_a_large_collections_bm25_queries_leave_out_its_common_terms() -> None:
+    """HYBRID_COMMON_TERM_SHARE: each collection searches without its own common terms; collections with
+    the same searches share one call, and the dense vectors are the same everywhere."""
+    from rag_gateway.rag.pipeline import RetrievalOptions
+    from rag_gateway.rag.retrieval.sparse import SparseEncoder
+    from rag_gateway.rag.retrieval.stores.base import SparseVector
+
+    encoder = SparseEncoder()
+    question = "how does the feature pipeline feed the vector database"
+    full = encoder.query(question)
+    common = frozenset(full.indices[:2])
+    collections = ("embedded_posts", "embedded_articles", "embedded_repositories")
+    catalog = _Catalog(collections, CommonTerms({"embedded_articles": common}))
+    store, pool = _SearchLog(), CpuPool(1)
+    options = RetrievalOptions(mode="hybrid", sparse_queries="original")
+    pipeline = _retrieval_pipeline(_ThreeQueries(), store, pool, options, sparse=encoder, catalog=catalog)
+    try:
+        await pipeline.prepare(question, 3, RequestOutcome())
+    finally:
+        pool.shutdown()
+    by_collections = {tuple(collections): searches for collections, searches in store.calls}
+    assert set(by_collections) == {("embedded_posts", "embedded_repositories"), ("embedded_articles",)}
+    (kept,) = [s for s in by_collections[("embedded_articles",)] if isinstance(s, SparseVector)]
+    (whole,) = [
+        s for s in by_collections[("embedded_posts", "embedded_repositories")] if isinstance(s, SparseVector)
+    ]
+    assert whole == full
+    assert set(kept.indices) == set(full.indices) - common and len(kept.indices) == len(full.indices) - 2
+    assert (
+        dict(zip(kept.indices, kept.values, strict=True)).items()
+        <= dict(zip(full.indices, full.values, strict=True)).items()
+    )
+    dense = [[s for s in searches if not isinstance(s, SparseVector)] for searches in by_collections.values()]
+    assert dense[0] == dense[1] and len(dense[0]) == 3
+
+
+class _SearchLog(_Store):
+    """Records which collections each store call searched, and with what."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[list[str], Sequence[Any]]] = []
+
+    async def search_collections(
+        self, collections: Sequence[str], searches: Sequence[Any], author: str | None, limit: int
+    ) -> dict[str, Any]:
+        self.calls.append((list(collections), searches))
+        return await super().search_collections(collections, searches, author, limit)

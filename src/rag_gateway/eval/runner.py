@@ -56,6 +56,8 @@ RETRIEVAL_SETTINGS = (
     "hybrid_sparse_weight",
     "hybrid_rerank_weight",
     "hybrid_sparse_queries",
+    "hybrid_common_term_share",
+    "hybrid_common_term_min_points",
     "sources_per_document",
 )
 DEFAULT_MODES = ("dense", "hybrid")

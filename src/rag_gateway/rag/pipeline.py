@@ -44,7 +44,7 @@ from rag_gateway.rag.retrieval.ranking import (
 from rag_gateway.rag.retrieval.reranking import Reranker
 from rag_gateway.rag.retrieval.sparse import SparseEncoder
 from rag_gateway.rag.retrieval.stores import Hit, VectorStore
-from rag_gateway.rag.retrieval.stores.base import SearchVector
+from rag_gateway.rag.retrieval.stores.base import SearchVector, SparseVector
 from rag_gateway.rag.steps import optional_step
 from rag_gateway.rag.tokens import PromptTokens, TokenCounter
 from rag_gateway.rag.understanding import QueryUnderstanding
@@ -258,7 +258,9 @@ class RagPipeline:
     ) -> list[RankedList]:
         """Every collection at once, every query in one batch per collection; a collection that fails is
         left out, the others still answer."""
-        results = await self._store.search_collections(collections, searches, author, limit)
+        results: dict[str, list[list[Hit]] | GatewayError] = {}
+        for group_searches, group in await self._search_groups(collections, searches):
+            results.update(await self._store.search_collections(group, group_searches, author, limit))
         lists: list[RankedList] = []
         for name, result in results.items():
             if isinstance(result, OverloadedError):
@@ -268,6 +270,21 @@ class RagPipeline:
                 continue
             lists += ranked_lists(result, dense_count)
         return lists
+
+    async def _search_groups(
+        self, collections: Sequence[str], searches: list[SearchVector]
+    ) -> list[tuple[tuple[SearchVector, ...], list[str]]]:
+        """The collections by the searches they run: a large collection's BM25 queries leave out its
+        common terms (`common_terms`); collections that run the same searches share one call."""
+        if not any(isinstance(search, SparseVector) for search in searches):
+            return [(tuple(searches), list(collections))]
+        common = await self._catalog.common_terms()
+        groups: dict[tuple[SparseVector, ...], tuple[tuple[SearchVector, ...], list[str]]] = {}
+        for name in collections:
+            queries = common.queries_for(name, searches)
+            key = tuple(query for query in queries if isinstance(query, SparseVector))
+            groups.setdefault(key, (queries, []))[1].append(name)
+        return list(groups.values())
 
     async def _rerank(
         self, query: str, vector: Vector, candidates: list[Hit], outcome: RequestOutcome

@@ -1,10 +1,13 @@
-"""What the corpus holds right now: which collections hold points and which authors are indexed.
+"""What the corpus holds right now: which collections hold points, which authors are indexed, and which
+BM25 terms are common in each large collection (see `common_terms`).
 
 Used on the read path to decide where to search and whether a self-queried name may become a filter: an
 author the corpus does not know must never become a filter (it would return nothing). Names match case- and
 whitespace-insensitively and come back spelled as stored. Read from the store (no writes) and reused for
 ``AUTHOR_CACHE_TTL_S`` seconds. An empty collection is left out of the searches: querying it finds nothing
 and still costs a batched call per request (a third of the search stage on a corpus of articles only).
+A collection's common terms are estimated again only when its size moved by more than a tenth, since a
+sample costs a scroll of thousands of points.
 """
 
 from __future__ import annotations
@@ -12,7 +15,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from rag_gateway.config import Settings
+from rag_gateway.rag.retrieval.common_terms import (
+    NO_COMMON_TERMS,
+    RESAMPLE_GROWTH,
+    SAMPLE_POINTS,
+    CommonTerms,
+    common_term_ids,
+)
 from rag_gateway.rag.retrieval.stores import VectorStore
 
 
@@ -21,13 +33,48 @@ def normalise_name(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
+@dataclass(frozen=True)
+class CommonTermPolicy:
+    """Which BM25 terms a collection's queries leave out: those in more than ``max_share`` of its chunks,
+    in collections of at least ``min_points`` chunks (settings HYBRID_COMMON_TERM_SHARE / _MIN_POINTS)."""
+
+    max_share: float = 1.0
+    min_points: int = 20_000
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_share < 1.0
+
+
+def common_term_policy(settings: Settings) -> CommonTermPolicy:
+    """The policy the settings ask for (it matters in hybrid mode only: dense search has no terms)."""
+    if settings.retrieval_mode != "hybrid":
+        return CommonTermPolicy()
+    return CommonTermPolicy(settings.hybrid_common_term_share, settings.hybrid_common_term_min_points)
+
+
+@dataclass(frozen=True)
+class _Sample:
+    points: int  #: the collection's size when it was sampled
+    common: frozenset[int]
+
+
 class CorpusCatalog:
-    def __init__(self, store: VectorStore, collections: Sequence[str], ttl_s: float) -> None:
+    def __init__(
+        self,
+        store: VectorStore,
+        collections: Sequence[str],
+        ttl_s: float,
+        common_terms: CommonTermPolicy | None = None,
+    ) -> None:
         self._store = store
         self._wanted = tuple(collections)
         self._ttl_s = ttl_s
+        self._policy = common_terms or CommonTermPolicy()
         self._collections: tuple[str, ...] = ()
         self._authors: dict[str, str] = {}
+        self._samples: dict[str, _Sample] = {}
+        self._common_terms = NO_COMMON_TERMS
         self._loaded_at: float | None = None
         self._lock = asyncio.Lock()
 
@@ -41,16 +88,39 @@ class CorpusCatalog:
             if self._fresh() and not force:
                 return
             present = await self._store.existing_collections()
-            collections = tuple([c for c in self._wanted if c in present and await self._store.count(c) > 0])
+            sizes = {c: await self._store.count(c) for c in self._wanted if c in present}
+            collections = tuple(c for c, size in sizes.items() if size > 0)
             names = await self._store.authors(collections) if collections else set()
+            if self._policy.enabled:
+                await self._sample_common_terms(sizes)
             self._collections = collections
             self._authors = {normalise_name(name): name for name in names}
             self._loaded_at = time.monotonic()
+
+    async def _sample_common_terms(self, sizes: dict[str, int]) -> None:
+        """Estimate the common terms of each large collection whose size moved since its last sample."""
+        samples: dict[str, _Sample] = {}
+        for name, size in sizes.items():
+            if size < self._policy.min_points:
+                continue
+            previous = self._samples.get(name)
+            if previous is not None and abs(size - previous.points) <= RESAMPLE_GROWTH * previous.points:
+                samples[name] = previous
+                continue
+            terms = await self._store.sample_sparse_terms(name, SAMPLE_POINTS)
+            samples[name] = _Sample(size, common_term_ids(terms, self._policy.max_share))
+        self._samples = samples
+        self._common_terms = CommonTerms({name: sample.common for name, sample in samples.items()})
 
     async def collections(self) -> tuple[str, ...]:
         """The configured collections that exist in the store and hold points."""
         await self.refresh()
         return self._collections
+
+    async def common_terms(self) -> CommonTerms:
+        """The BM25 terms each collection's queries leave out (none unless HYBRID_COMMON_TERM_SHARE < 1)."""
+        await self.refresh()
+        return self._common_terms
 
     async def resolve_author(self, name: str | None) -> str | None:
         """The indexed spelling of ``name``, or None when the corpus has no such author."""

@@ -89,6 +89,13 @@ def hit_of(collection: str, point: Any, payload: Mapping[str, Any] | None = None
     )
 
 
+def sparse_term_ids(vectors: Any) -> tuple[int, ...]:
+    """The BM25 term ids in a stored point's named vectors (either engine's record); none for a chunk
+    whose text had no terms."""
+    sparse = vectors.get(SPARSE_VECTOR) if isinstance(vectors, dict) else None
+    return tuple(sparse.indices) if sparse is not None else ()
+
+
 class StoreUnavailableError(RuntimeError):
     """The store cannot be opened as configured (locked by another process, an old layout, a bad folder).
 
@@ -140,6 +147,12 @@ class VectorStore(Protocol):
         A collection that fails maps to its error (the others still answer); the gateway's own overload
         is raised.
         """
+        ...
+
+    async def sample_sparse_terms(self, collection: str, limit: int) -> list[tuple[int, ...]]:
+        """The BM25 term ids of up to ``limit`` stored points (in id order, which is random for UUID
+        ids), one tuple per point (empty for a chunk without terms): a sample for document-frequency
+        estimates."""
         ...
 
     async def dense_scores(self, vector: Vector, ids: Mapping[str, Sequence[str]]) -> dict[str, float]:

@@ -40,6 +40,7 @@ from rag_gateway.rag.retrieval.stores.base import (
     Vector,
     hit_of,
     named_vectors,
+    sparse_term_ids,
 )
 
 T = TypeVar("T")
@@ -267,6 +268,11 @@ class EdgeStore:
 
     async def dense_scores(self, vector: Vector, ids: Mapping[str, Sequence[str]]) -> dict[str, float]:
         return self.exact_scores(vector, ids)
+
+    async def sample_sparse_terms(self, collection: str, limit: int) -> list[tuple[int, ...]]:
+        request = edge.ScrollRequest(limit=limit, with_payload=False, with_vector=[SPARSE_VECTOR])
+        records, _ = self._run(collection, lambda shard: shard.scroll(request))
+        return [sparse_term_ids(record.vector) for record in records]
 
     def exact_scores(self, vector: Vector, ids: Mapping[str, Sequence[str]]) -> dict[str, float]:
         """`dense_scores`, synchronously: one exact query per collection, filtered to the ids."""

@@ -41,6 +41,7 @@ from rag_gateway.rag.retrieval.stores.base import (
     Vector,
     hit_of,
     named_vectors,
+    sparse_term_ids,
 )
 from rag_gateway.resilience import UpstreamGuard
 
@@ -229,6 +230,12 @@ class ServerStore:
         wanted = [(collection, point_ids) for collection, point_ids in ids.items() if point_ids]
         found = await asyncio.gather(*(score(collection, point_ids) for collection, point_ids in wanted))
         return {str(point.id): float(point.score) for points in found for point in points}
+
+    async def sample_sparse_terms(self, collection: str, limit: int) -> list[tuple[int, ...]]:
+        records, _ = await self._call(
+            "scroll", collection, limit=limit, with_payload=False, with_vectors=[SPARSE_VECTOR]
+        )
+        return [sparse_term_ids(record.vector) for record in records]
 
     async def close(self) -> None:
         await self._client.close()

@@ -1,0 +1,114 @@
+"""Common BM25 terms: estimated from a sample of stored vectors, left out of a large collection's queries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rag_gateway.config import Settings
+from rag_gateway.rag.retrieval.catalog import CommonTermPolicy, CorpusCatalog, common_term_policy
+from rag_gateway.rag.retrieval.common_terms import (
+    SAMPLE_POINTS,
+    CommonTerms,
+    common_term_ids,
+    without_common_terms,
+)
+from rag_gateway.rag.retrieval.stores.base import SparseVector
+
+
+def test_a_term_is_common_when_more_than_the_share_of_points_hold_it() -> None:
+    samples = [(1, 2), (1, 3), (1, 2, 2), (4,)]  # 1 in 3/4 points, 2 in 2/4 (counted once per point)
+    assert common_term_ids(samples, 0.5) == {1}
+    assert common_term_ids(samples, 0.4) == {1, 2}
+    assert common_term_ids(samples, 0.75) == set()
+    assert common_term_ids([], 0.1) == set()
+
+
+def test_common_terms_leave_the_query_with_their_weights_aligned() -> None:
+    query = SparseVector((10, 20, 30), (1.0, 2.0, 3.0))
+    assert without_common_terms(query, frozenset({20})) == SparseVector((10, 30), (1.0, 3.0))
+    assert without_common_terms(query, frozenset({99})) == query
+
+
+def test_a_query_of_common_terms_only_is_kept_whole() -> None:
+    query = SparseVector((10, 20), (1.0, 1.0))
+    assert without_common_terms(query, frozenset({10, 20, 30})) == query
+
+
+def test_only_the_named_collections_bm25_queries_change() -> None:
+    dense = np.ones(4, dtype=np.float32)
+    sparse = SparseVector((1, 2), (1.0, 1.0))
+    common = CommonTerms({"articles": frozenset({1})})
+    searched = common.queries_for("articles", [dense, sparse])
+    assert searched[0] is dense and searched[1] == SparseVector((2,), (1.0,))
+    assert common.queries_for("posts", [dense, sparse]) == (dense, sparse)
+
+
+class SampledStore:
+    """The catalog's calls on a store with one big and one small collection; samples are counted."""
+
+    def __init__(self) -> None:
+        self.sizes = {"big": 50_000, "small": 500}
+        self.sampled: list[tuple[str, int]] = []
+
+    async def existing_collections(self) -> set[str]:
+        return set(self.sizes)
+
+    async def count(self, collection: str) -> int:
+        return self.sizes[collection]
+
+    async def authors(self, collections: Sequence[str]) -> set[str]:
+        return set()
+
+    async def sample_sparse_terms(self, collection: str, limit: int) -> list[tuple[int, ...]]:
+        self.sampled.append((collection, limit))
+        await asyncio.sleep(0)
+        return [(7, i) for i in range(100)]  # term 7 in every point, the others in one each
+
+
+def _catalog(store: SampledStore, policy: CommonTermPolicy) -> CorpusCatalog:
+    fake: Any = store
+    return CorpusCatalog(fake, ("big", "small"), ttl_s=0.0, common_terms=policy)
+
+
+async def test_only_large_collections_are_sampled_and_get_common_terms() -> None:
+    store = SampledStore()
+    common = await _catalog(store, CommonTermPolicy(max_share=0.2, min_points=20_000)).common_terms()
+    assert store.sampled == [("big", SAMPLE_POINTS)]
+    assert common.by_collection == {"big": frozenset({7})}
+
+
+async def test_a_collection_is_sampled_again_only_once_its_size_moved_by_a_tenth() -> None:
+    store = SampledStore()
+    catalog = _catalog(store, CommonTermPolicy(max_share=0.2, min_points=20_000))
+    await catalog.common_terms()
+    store.sizes["big"] = 54_000  # +8%: the estimate still holds
+    await catalog.common_terms()
+    assert len(store.sampled) == 1
+    store.sizes["big"] = 56_000  # +12% since the sample
+    assert (await catalog.common_terms()).by_collection == {"big": frozenset({7})}
+    assert len(store.sampled) == 2
+
+
+async def test_with_the_cut_off_nothing_is_sampled() -> None:
+    store = SampledStore()
+    common = await _catalog(store, CommonTermPolicy(max_share=1.0)).common_terms()
+    assert store.sampled == [] and common.by_collection == {}
+
+
+@pytest.mark.parametrize(("mode", "enabled"), [("hybrid", True), ("dense", False)])
+def test_the_policy_follows_the_settings_in_hybrid_mode_only(mode: str, enabled: bool) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        retrieval_mode=mode,
+        hybrid_common_term_share=0.3,
+        hybrid_common_term_min_points=5,
+    )
+    policy = common_term_policy(settings)
+    assert policy.enabled is enabled
+    if enabled:
+        assert policy == CommonTermPolicy(0.3, 5)
