@@ -130,6 +130,7 @@ def test_the_install_step_builds_integer_matmuls_from_the_same_weights_and_is_id
     assert ops["MatMulIntegerToFloat"] == 36  # 6 layers x (Q, K, V, attention out, FFN in, FFN out)
     assert ops["MatMul"] == 12  # the attention's own products (scores, context) stay fp32
     assert ops["IsNaN"] == 0
+    assert ops["QuantizeLinear"] == 24 and ops["Round"] == 0  # one per distinct input of an integer product
     weights = {init.name: init for init in model.graph.initializer}
     original = {init.name: init for init in onnx.load(str(source)).graph.initializer}
     integer_weights = [node.input[1] for node in model.graph.node if node.op_type == "MatMulIntegerToFloat"]
