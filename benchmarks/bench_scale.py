@@ -1913,6 +1913,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir", type=Path, default=None, help="parent folder of the run's data (default: the temp dir)"
     )
     p.add_argument("--keep", action="store_true", help="keep the corpora and stores")
+    p.add_argument(
+        "--remeasure",
+        type=Path,
+        default=None,
+        metavar="SIZE_DIR",
+        help="only search a store a --keep run left (its nN folder) again, under the settings of the "
+        "environment (e.g. HYBRID_COMMON_TERM_SHARE=0.1), and print its row",
+    )
     p.add_argument("--output", type=Path, default=ROOT / "bench-scale-results.json")
     return p
 
@@ -1993,10 +2001,40 @@ def run(args: argparse.Namespace, workdir: Path, procs: Processes) -> int:
     return 0
 
 
+def remeasure(folder: Path, output: Path) -> int:
+    """The serving measurements of an edge store a --keep run left in ``folder`` (``store-edge`` and
+    ``workload.npz``), again, in a fresh process: how the same store searches under other settings."""
+    store, workload = folder / "store-edge", folder / "workload.npz"
+    if not (store.is_dir() and workload.is_file()):
+        print(
+            f"error: {folder} holds no store-edge/ and workload.npz (keep a run with --keep)", file=sys.stderr
+        )
+        return 2
+    machine = machine_info()
+    print(describe_machine(machine), flush=True)
+    spec = {"store": str(store), "workload": str(workload), "quantization": True, "ef_sweep": []}
+    serve = run_child(edge_measure, spec, output.with_suffix(".serve.json"))
+    print(_phase("  edge: serve", serve), flush=True)
+    if serve.get("error"):
+        return 1
+    print(f"    {_describe_serving(serve)}", flush=True)
+    n = int(folder.name[1:]) if folder.name[1:].isdigit() else serve.get("points", 0)
+    size = {"n": n, "backends": [{"backend": "edge", "serve": serve}]}
+    table = markdown_table([size], [])
+    output.write_bytes(
+        orjson.dumps({"machine": machine, "remeasured": _shown(folder), "sizes": [size], "table": table})
+        + b"\n"
+    )
+    print(f"\n{table}\n\nwrote {output}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.bench import sigterm_as_interrupt
 
     args = build_parser().parse_args(argv)
+    if args.remeasure is not None:
+        return remeasure(args.remeasure, args.output)
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="rag-bench-scale-", dir=args.workdir))

@@ -18,6 +18,7 @@ import openai
 from rag_gateway.clients.aws import make_sagemaker_client
 from rag_gateway.clients.openai import make_openai_client
 from rag_gateway.config import COLLECTIONS, Settings
+from rag_gateway.errors import GatewayError
 from rag_gateway.llm.base import LLM
 from rag_gateway.llm.openai_compatible import OpenAICompatibleLLM
 from rag_gateway.llm.sagemaker import SageMakerLLM
@@ -75,6 +76,15 @@ async def check_schema_or_explain(store: VectorStore, schema: IndexSchema) -> No
         raise
 
 
+async def warm_catalog(catalog: CorpusCatalog) -> None:
+    """Read the embedded store's catalogue (authors, common BM25 terms) before serving, so the first
+    request does not pay for it; a failure leaves that to the first request, as with a server."""
+    try:
+        await catalog.refresh()
+    except GatewayError as exc:
+        logger.warning("the corpus catalogue could not be read at start-up: %s", exc.error_type)
+
+
 @dataclass(frozen=True)
 class AppState:
     """What the routes read: the settings, the pipeline, and what the readiness check probes."""
@@ -109,6 +119,8 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
         stack.push_async_callback(openai_client.close)
         sagemaker = await make_sagemaker_client(settings, stack)
         catalog = CorpusCatalog(store, COLLECTIONS, settings.author_cache_ttl_s, common_term_policy(settings))
+        if not settings.uses_remote_qdrant:
+            await warm_catalog(catalog)
         pool_embedder = QueryEmbedder(
             embedder,
             pool,

@@ -285,3 +285,33 @@ def test_a_whole_run_at_500_points(tmp_path: Path) -> None:
     assert serve["recall"] == serve["recall_filtered"] == pytest.approx(1.0)
     assert "| 500 | edge (int8) |" in results["table"]
     assert not list((tmp_path / "work").iterdir())  # nothing left behind without --keep
+
+
+def test_a_kept_store_is_measured_again_under_other_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--keep, then --remeasure with common BM25 terms left out even at this size: the same searches,
+    now without the terms the sample found common."""
+    work = tmp_path / "work"
+    argv = ["--sizes", "300", "--quantization-ab", "0", "--local-max", "0", "--skip-rag", "--keep"]
+    argv += ["--requests", "10", "--recall-queries", "10", "--authors", "20"]
+    argv += ["--seed-paths", *map(str, sorted(SAMPLE_CORPUS.glob("*.json")))]
+    argv += ["--workdir", str(work), "--output", str(tmp_path / "results.json")]
+    assert bs.main(argv) == 0
+    [run] = list(work.iterdir())
+    first = json.loads((tmp_path / "results.json").read_text())["sizes"][0]["backends"][0]["serve"]
+    assert first["common_terms"] == {}  # 300 chunks: below HYBRID_COMMON_TERM_MIN_POINTS
+
+    monkeypatch.setenv("HYBRID_COMMON_TERM_MIN_POINTS", "0")
+    monkeypatch.setenv("HYBRID_COMMON_TERM_SHARE", "0.3")
+    again = tmp_path / "again.json"
+    assert bs.main(["--remeasure", str(run / "n300"), "--output", str(again)]) == 0
+    results = json.loads(again.read_text())
+    [size] = results["sizes"]
+    serve = size["backends"][0]["serve"]
+    assert size["n"] == 300 and serve["common_term_share"] == 0.3
+    assert serve["common_terms"]["embedded_articles"] > 0
+    assert serve["search"]["n"] == serve["search_question_bm25_all_terms"]["n"] == 10
+    assert serve["recall"] == pytest.approx(first["recall"])  # the same store and queries
+    assert "| 300 | edge (int8) |" in results["table"]
+    assert bs.main(["--remeasure", str(tmp_path), "--output", str(again)]) == 2  # no kept store there
