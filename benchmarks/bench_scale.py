@@ -1131,7 +1131,9 @@ async def without_common_terms(
     from rag_gateway.rag.retrieval.catalog import CorpusCatalog, common_term_policy
 
     began = time.perf_counter()
-    common = await CorpusCatalog(store, COLLECTIONS, 60.0, common_term_policy(settings)).common_terms()
+    catalog = CorpusCatalog(store, COLLECTIONS, 60.0, common_term_policy(settings))
+    await catalog.refresh()
+    common = catalog.common_terms()
     info = {
         "common_term_share": settings.hybrid_common_term_share,
         "common_terms": {name: len(terms) for name, terms in common.by_collection.items()},

@@ -273,7 +273,7 @@ class _Catalog:
     async def collections(self) -> tuple[str, ...]:
         return self._collections
 
-    async def common_terms(self) -> CommonTerms:
+    def common_terms(self) -> CommonTerms:
         return self._common
 
 

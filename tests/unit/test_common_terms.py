@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rag_gateway.config import Settings
+from rag_gateway.errors import UpstreamUnavailableError
 from rag_gateway.rag.retrieval.catalog import CommonTermPolicy, CorpusCatalog, common_term_policy
 from rag_gateway.rag.retrieval.common_terms import (
     SAMPLE_POINTS,
@@ -77,27 +78,54 @@ def _catalog(store: SampledStore, policy: CommonTermPolicy) -> CorpusCatalog:
 
 async def test_only_large_collections_are_sampled_and_get_common_terms() -> None:
     store = SampledStore()
-    common = await _catalog(store, CommonTermPolicy(max_share=0.2, min_points=20_000)).common_terms()
+    catalog = _catalog(store, CommonTermPolicy(max_share=0.2, min_points=20_000))
+    assert catalog.common_terms().by_collection == {}  # nothing read yet
+    await catalog.collections()  # what a request asks first refreshes the catalogue
     assert store.sampled == [("big", SAMPLE_POINTS)]
-    assert common.by_collection == {"big": frozenset({7})}
+    assert catalog.common_terms().by_collection == {"big": frozenset({7})}
 
 
 async def test_a_collection_is_sampled_again_only_once_its_size_moved_by_a_tenth() -> None:
     store = SampledStore()
     catalog = _catalog(store, CommonTermPolicy(max_share=0.2, min_points=20_000))
-    await catalog.common_terms()
+    await catalog.collections()
     store.sizes["big"] = 54_000  # +8%: the estimate still holds
-    await catalog.common_terms()
+    await catalog.collections()
     assert len(store.sampled) == 1
     store.sizes["big"] = 56_000  # +12% since the sample
-    assert (await catalog.common_terms()).by_collection == {"big": frozenset({7})}
-    assert len(store.sampled) == 2
+    await catalog.collections()
+    assert len(store.sampled) == 2 and catalog.common_terms().by_collection == {"big": frozenset({7})}
 
 
 async def test_with_the_cut_off_nothing_is_sampled() -> None:
     store = SampledStore()
-    common = await _catalog(store, CommonTermPolicy(max_share=1.0)).common_terms()
-    assert store.sampled == [] and common.by_collection == {}
+    catalog = _catalog(store, CommonTermPolicy(max_share=1.0))
+    await catalog.collections()
+    assert store.sampled == [] and catalog.common_terms().by_collection == {}
+
+
+class FailingSampleStore(SampledStore):
+    def __init__(self, failing: bool = False) -> None:
+        super().__init__()
+        self.failing = failing
+
+    async def sample_sparse_terms(self, collection: str, limit: int) -> list[tuple[int, ...]]:
+        if self.failing:
+            raise UpstreamUnavailableError("the vector store is unreachable", upstream="qdrant")
+        return await super().sample_sparse_terms(collection, limit)
+
+
+async def test_a_failed_sample_keeps_the_last_estimate_and_the_rest_of_the_catalogue() -> None:
+    """The estimate only saves CPU: a store that fails to give a sample costs neither the author
+    catalogue nor the collections, and the last estimate stays in use."""
+    store = FailingSampleStore()
+    catalog = _catalog(store, CommonTermPolicy(max_share=0.2, min_points=20_000))
+    await catalog.collections()
+    store.failing, store.sizes["big"] = True, 80_000  # due for a new sample, which fails
+    assert await catalog.collections() == ("big", "small")
+    assert catalog.common_terms().by_collection == {"big": frozenset({7})}
+    fresh = _catalog(FailingSampleStore(failing=True), CommonTermPolicy(max_share=0.2, min_points=20_000))
+    assert await fresh.collections() == ("big", "small") and fresh.common_terms().by_collection == {}
 
 
 @pytest.mark.parametrize(("mode", "enabled"), [("hybrid", True), ("dense", False)])

@@ -278,7 +278,7 @@ class RagPipeline:
         common terms (`common_terms`); collections that run the same searches share one call."""
         if not any(isinstance(search, SparseVector) for search in searches):
             return [(tuple(searches), list(collections))]
-        common = await self._catalog.common_terms()
+        common = self._catalog.common_terms()
         groups: dict[tuple[SparseVector, ...], tuple[tuple[SearchVector, ...], list[str]]] = {}
         for name in collections:
             queries = common.queries_for(name, searches)

@@ -13,11 +13,13 @@ sample costs a scroll of thousands of points.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag_gateway.config import Settings
+from rag_gateway.errors import GatewayError
 from rag_gateway.rag.retrieval.common_terms import (
     NO_COMMON_TERMS,
     RESAMPLE_GROWTH,
@@ -26,6 +28,8 @@ from rag_gateway.rag.retrieval.common_terms import (
     common_term_ids,
 )
 from rag_gateway.rag.retrieval.stores import VectorStore
+
+logger = logging.getLogger(__name__)
 
 
 def normalise_name(name: str) -> str:
@@ -107,7 +111,13 @@ class CorpusCatalog:
             if previous is not None and abs(size - previous.points) <= RESAMPLE_GROWTH * previous.points:
                 samples[name] = previous
                 continue
-            terms = await self._store.sample_sparse_terms(name, SAMPLE_POINTS)
+            try:
+                terms = await self._store.sample_sparse_terms(name, SAMPLE_POINTS)
+            except GatewayError as exc:  # the estimate is an optimisation: keep the last one, or none
+                logger.warning("common BM25 terms of %s not estimated: %s", name, exc.error_type)
+                if previous is not None:
+                    samples[name] = previous
+                continue
             samples[name] = _Sample(size, common_term_ids(terms, self._policy.max_share))
         self._samples = samples
         self._common_terms = CommonTerms({name: sample.common for name, sample in samples.items()})
@@ -117,9 +127,9 @@ class CorpusCatalog:
         await self.refresh()
         return self._collections
 
-    async def common_terms(self) -> CommonTerms:
-        """The BM25 terms each collection's queries leave out (none unless HYBRID_COMMON_TERM_SHARE < 1)."""
-        await self.refresh()
+    def common_terms(self) -> CommonTerms:
+        """The BM25 terms each collection's queries leave out, as of the last refresh (`collections` and
+        `resolve_author` refresh; a request calls them first). None unless HYBRID_COMMON_TERM_SHARE < 1."""
         return self._common_terms
 
     async def resolve_author(self, name: str | None) -> str | None:
