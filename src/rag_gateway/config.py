@@ -193,7 +193,7 @@ class Settings(EnvSettings):
         "all",
         description="Hybrid: a BM25 query for every query text, or for the original question only (a "
         "BM25 query's cost grows with the corpus; for 10^5-10^6 chunks: original, with "
-        "HYBRID_SPARSE_WEIGHT=10).",
+        "HYBRID_SPARSE_WEIGHT=10 and HYBRID_COMMON_TERM_SHARE=0.1).",
     )
     hybrid_common_term_share: float = Field(
         0.2,
