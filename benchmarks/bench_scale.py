@@ -1098,10 +1098,11 @@ def pipeline_limit(settings: Any) -> int:
     return int(max(settings.search_limit_per_query, 2 * settings.default_top_k * per_document))
 
 
-def pipeline_searches(work: Workload, settings: Any) -> list[list[Any]]:
+def pipeline_searches(work: Workload, settings: Any, sparse_texts: str = "all") -> list[list[Any]]:
     """Each request's queries as the pipeline builds them: the dense vectors, then in hybrid mode (the
-    default) a BM25 query per question, encoded with the gateway's SparseEncoder (before the timing, as
-    the pipeline does before its search stage)."""
+    default) a BM25 query per question text (``sparse_texts`` "all"), or for the question only
+    ("original"), encoded with the gateway's SparseEncoder (before the timing, as the pipeline does before
+    its search stage)."""
     from rag_gateway.rag.retrieval.sparse import SparseEncoder
 
     sparse = SparseEncoder() if settings.retrieval_mode == "hybrid" else None
@@ -1109,7 +1110,7 @@ def pipeline_searches(work: Workload, settings: Any) -> list[list[Any]]:
     for vectors, texts in zip(work.requests, work.request_texts, strict=True):
         queries: list[Any] = list(vectors)
         if sparse is not None:
-            queries += [sparse.query(text) for text in texts]
+            queries += [sparse.query(text) for text in (texts if sparse_texts == "all" else texts[:1])]
         searches.append(queries)
     return searches
 
@@ -1122,26 +1123,60 @@ async def searched_collections(store: Any) -> list[str]:
     return list(await CorpusCatalog(store, COLLECTIONS, ttl_s=60.0).collections())
 
 
-async def without_common_terms(
-    store: Any, collections: Sequence[str], settings: Any, searches: list[list[Any]]
-) -> tuple[list[list[Any]], dict[str, Any]]:
-    """The searches as the pipeline runs them in the (one) searched collection: BM25 queries without the
-    collection's common terms (HYBRID_COMMON_TERM_SHARE), and what estimating those cost."""
+@dataclass
+class PipelineRequests:
+    """The searches of the workload's requests as the pipeline makes them on this store."""
+
+    profile: str  #: the retrieval profile the store's size gets (RETRIEVAL_PROFILE)
+    searches: list[list[Any]]  #: as the pipeline issues them under that profile
+    question: list[list[Any]]  #: the large profile's: 3 dense + the question's BM25 without common terms
+    question_all_terms: list[list[Any]]  #: the same with every term
+    info: dict[str, Any]
+
+
+async def pipeline_requests(
+    store: Any, collections: Sequence[str], settings: Any, work: Workload
+) -> PipelineRequests:
+    """The searches as the pipeline runs them in the (one) searched collection: the profile its size gets,
+    BM25 queries without the collection's common terms, and what estimating those cost."""
     from rag_gateway.config import COLLECTIONS
     from rag_gateway.rag.retrieval.catalog import CorpusCatalog, common_term_policy
+    from rag_gateway.rag.retrieval.options import RetrievalProfiles
 
     began = time.perf_counter()
-    catalog = CorpusCatalog(store, COLLECTIONS, 60.0, common_term_policy(settings))
+    profiles = RetrievalProfiles.from_settings(settings)
+    catalog = CorpusCatalog(store, COLLECTIONS, 60.0, common_term_policy(settings, profiles))
     await catalog.refresh()
-    common = catalog.common_terms()
-    info = {
-        "common_term_share": settings.hybrid_common_term_share,
-        "common_terms": {name: len(terms) for name, terms in common.by_collection.items()},
-        "common_terms_s": round(time.perf_counter() - began, 3),
-    }
-    if len(collections) != 1:
-        return searches, info
-    return [list(common.queries_for(collections[0], queries)) for queries in searches], info
+    estimated_s = time.perf_counter() - began
+    options, large = profiles.options_for(catalog.points()), profiles.large
+
+    def without_common(searches: list[list[Any]], share: float) -> list[list[Any]]:
+        common = catalog.common_terms(share)
+        if len(collections) != 1:
+            return searches
+        return [list(common.queries_for(collections[0], queries)) for queries in searches]
+
+    question_all_terms = pipeline_searches(work, settings, "original")
+    large_common = catalog.common_terms(large.common_term_share).by_collection
+    return PipelineRequests(
+        profile=options.profile,
+        searches=without_common(
+            pipeline_searches(work, settings, options.sparse_queries), options.common_term_share
+        ),
+        question=without_common(question_all_terms, large.common_term_share),
+        question_all_terms=question_all_terms,
+        info={
+            "profile": options.profile,
+            "common_term_share": options.common_term_share,
+            "common_terms": {
+                name: len(terms)
+                for name, terms in catalog.common_terms(options.common_term_share).by_collection.items()
+            },
+            "large_common_term_share": large.common_term_share,
+            "large_common_terms": {name: len(terms) for name, terms in large_common.items()},
+            "common_terms_s": round(estimated_s, 3),
+        },
+    )
 
 
 async def _measure_edge_store(store: Any, work: Workload, settings: Any) -> dict[str, Any]:
@@ -1151,8 +1186,8 @@ async def _measure_edge_store(store: Any, work: Workload, settings: Any) -> dict
 
     collections = await searched_collections(store)
     limit, errors = pipeline_limit(settings), 0
-    all_terms = pipeline_searches(work, settings)
-    searches, common_info = await without_common_terms(store, collections, settings, all_terms)
+    requests = await pipeline_requests(store, collections, settings, work)
+    searches = requests.searches
 
     scoring: list[float] = []
 
@@ -1182,11 +1217,10 @@ async def _measure_edge_store(store: Any, work: Workload, settings: Any) -> dict
     no_filter = [None] * len(searches)
     await timed_pass(searches[:20], no_filter[:20])  # page in what the first searches touch
     sparse_only = [queries[VECTORS_PER_REQUEST:] for queries in searches]
-    # HYBRID_SPARSE_QUERIES=original: the dense vectors and the question's BM25 query only
-    question_sparse = [queries[: VECTORS_PER_REQUEST + 1] for queries in searches]
-    question_all_terms = [queries[: VECTORS_PER_REQUEST + 1] for queries in all_terms]
+    # the large profile's: the dense vectors and the question's BM25 query, with and without common terms
+    question_sparse, question_all_terms = requests.question, requests.question_all_terms
     result: dict[str, Any] = {
-        **common_info,
+        **requests.info,
         "vector_search_ef": settings.vector_search_ef,
         "retrieval_mode": settings.retrieval_mode,
         "queries_per_request": len(searches[0]),
@@ -1594,7 +1628,10 @@ def _describe_serving(serve: dict[str, Any]) -> str:
         else ""
     )
     opened = f"open {serve.get('open_s')} s{authors}; " if serve.get("open_s") is not None else ""
-    queries = f"{serve.get('retrieval_mode')}: {serve.get('queries_per_request')} queries x {serve.get('limit')} hits"
+    queries = (
+        f"{serve.get('retrieval_mode')}, {serve.get('profile')} profile: {serve.get('queries_per_request')} "
+        f"queries x {serve.get('limit')} hits"
+    )
     dense_filtered = (
         f", filtered {pair('search_dense_filtered')}" if serve.get("search_dense_filtered") else ""
     )
@@ -1606,8 +1643,9 @@ def _describe_serving(serve: dict[str, Any]) -> str:
         f"    question's BM25: {pair('search_question_bm25')}, filtered {pair('search_question_bm25_filtered')};"
         f" every term: {pair('search_question_bm25_all_terms')}, filtered "
         f"{pair('search_question_bm25_all_terms_filtered')}\n"
-        f"    common terms left out (share > {serve.get('common_term_share')}): {serve.get('common_terms')},"
-        f" estimated in {serve.get('common_terms_s')} s\n"
+        f"    common terms left out: {serve.get('common_terms')} (share > {serve.get('common_term_share')}),"
+        f" the large profile's {serve.get('large_common_terms')} (share > "
+        f"{serve.get('large_common_term_share')}), estimated in {serve.get('common_terms_s')} s\n"
         f"    recall@10 {_fmt(serve.get('recall'), '.3f')}, filtered {_fmt(serve.get('recall_filtered'), '.3f')}"
     )
 
@@ -1805,13 +1843,14 @@ RSS import / peak: the importing process after the import / its VmHWM; RSS servi
 opening the store and running every search, anonymous (RssAnon) + file-backed (RssFile: mapped segment files
 and write-ahead logs, pages the kernel can drop and read again); open+authors / ready: store open + the
 author catalogue in that process / `rag-gateway serve` start until /readyz is 200 (includes loading the
-models); search: `search_collections` as the pipeline calls it (3 dense vectors + 3 BM25 queries in hybrid
-mode, the default; hits per query as at the default k; the collections that hold points; local mode: the 3
-dense vectors only, as earlier versions searched);
-filtered: the same with an author filter; question's BM25 only: the same searches as HYBRID_SPARSE_QUERIES=original
-makes them (3 dense vectors + the question's BM25 query); every BM25 query leaves out the collection's common
-terms as the pipeline does (HYBRID_COMMON_TERM_SHARE, collections of HYBRID_COMMON_TERM_MIN_POINTS or more);
-the same, every term: the question's-BM25 searches with all their terms; rerank scores: the embedding reranker's
+models); search: `search_collections` as the pipeline calls it under the retrieval profile the store's size
+gets (RETRIEVAL_PROFILE=auto: standard, 3 dense vectors + 3 BM25 queries, below LARGE_CORPUS_POINTS chunks;
+large, 3 dense + the question's BM25 query, from there; BM25 queries without the collection's common terms
+in collections of HYBRID_COMMON_TERM_MIN_POINTS or more; hits per query as at the default k; the
+collections that hold points; local mode: the 3 dense vectors only, as earlier versions searched);
+filtered: the same with an author filter; question's BM25 only: the large profile's searches at any size (3
+dense vectors + the question's BM25 query without the terms in more than a tenth of the chunks); the same,
+every term: those searches with all their terms; rerank scores: the embedding reranker's
 `dense_scores` call over the deduplicated hits of a search; recall@10: dense HNSW against numpy brute force over
 the same vectors; /rag: closed-loop load with emulated OpenAI/SageMaker latency (bench.py's measure_level)."""
 

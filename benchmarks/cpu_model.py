@@ -30,10 +30,10 @@ import onnxruntime
 
 from benchmarks.loadgen import load_questions
 from rag_gateway.config import COLLECTIONS, Settings
-from rag_gateway.rag.pipeline import RetrievalOptions
 from rag_gateway.rag.prompt import build_prompt
 from rag_gateway.rag.retrieval.catalog import CorpusCatalog, normalise_name
 from rag_gateway.rag.retrieval.embedding import Embedder
+from rag_gateway.rag.retrieval.options import RetrievalOptions
 from rag_gateway.rag.retrieval.ranking import (
     deduplicate,
     one_per_document,

@@ -192,8 +192,17 @@ class Settings(EnvSettings):
     hybrid_sparse_queries: Literal["all", "original"] = Field(
         "all",
         description="Hybrid: a BM25 query for every query text, or for the original question only (a "
-        "BM25 query's cost grows with the corpus; for 10^5-10^6 chunks: original, with "
-        "HYBRID_SPARSE_WEIGHT=10 and HYBRID_COMMON_TERM_SHARE=0.1).",
+        "BM25 query's cost grows with the corpus: see RETRIEVAL_PROFILE).",
+    )
+    retrieval_profile: Literal["auto", "standard", "large"] = Field(
+        "auto",
+        description="Hybrid: `large` sends one BM25 query (the question's) weighted 10 without the terms in "
+        "more than a tenth of a collection's chunks, what 10^5-10^6 chunks need; `standard` the HYBRID_* "
+        "settings as they are; `auto` large once the searched collections hold LARGE_CORPUS_POINTS chunks. "
+        "A HYBRID_* setting changed from its default wins in both.",
+    )
+    large_corpus_points: int = Field(
+        100_000, ge=1, description="RETRIEVAL_PROFILE=auto: chunks from which the large profile applies."
     )
     hybrid_common_term_share: float = Field(
         0.2,

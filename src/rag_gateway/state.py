@@ -24,9 +24,10 @@ from rag_gateway.llm.openai_compatible import OpenAICompatibleLLM
 from rag_gateway.llm.sagemaker import SageMakerLLM
 from rag_gateway.observability.metrics import Metrics
 from rag_gateway.rag.caches import EmbeddingCache, UnderstandingCache
-from rag_gateway.rag.pipeline import RagPipeline, RetrievalOptions
+from rag_gateway.rag.pipeline import RagPipeline
 from rag_gateway.rag.retrieval.catalog import CorpusCatalog, common_term_policy
 from rag_gateway.rag.retrieval.embedding import Embedder
+from rag_gateway.rag.retrieval.options import RetrievalProfiles
 from rag_gateway.rag.retrieval.query_embedding import QueryEmbedder
 from rag_gateway.rag.retrieval.reranking import build_reranker
 from rag_gateway.rag.retrieval.schema import IndexSchema, index_schema
@@ -118,7 +119,10 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
         openai_client = make_openai_client(settings)
         stack.push_async_callback(openai_client.close)
         sagemaker = await make_sagemaker_client(settings, stack)
-        catalog = CorpusCatalog(store, COLLECTIONS, settings.author_cache_ttl_s, common_term_policy(settings))
+        profiles = RetrievalProfiles.from_settings(settings)
+        catalog = CorpusCatalog(
+            store, COLLECTIONS, settings.author_cache_ttl_s, common_term_policy(settings, profiles)
+        )
         if not settings.uses_remote_qdrant:
             await warm_catalog(catalog)
         pool_embedder = QueryEmbedder(
@@ -155,7 +159,7 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
             pool=pool,
             search_limit=settings.search_limit_per_query,
             collections=COLLECTIONS,
-            options=RetrievalOptions.from_settings(settings),
+            profiles=profiles,
             sparse=SparseEncoder(schema.bm25),
             tokens=TokenCounter(settings.embedding_tokenizer_dir / "tokenizer.json"),
             history_tokens=settings.chat_history_tokens,

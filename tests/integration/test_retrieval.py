@@ -101,6 +101,7 @@ async def test_the_retrieval_trace_explains_each_source_only_when_asked(client: 
     body = (await client.post("/rag", json={**question, "debug": True})).json()
     trace = body["trace"]
     assert trace["mode"] == "hybrid" and trace["queries"] == body["queries"]
+    assert trace["profile"] == "standard"  # a corpus of a few chunks
     assert [s["id"] for s in trace["sources"]] == [s["id"] for s in body["sources"]]
     first = trace["sources"][0]
     assert first["dense_rank"] >= 1 and first["fused_score"] > 0 and first["rerank_score"] is not None
@@ -108,6 +109,17 @@ async def test_the_retrieval_trace_explains_each_source_only_when_asked(client: 
     assert all(s["fused_score"] <= first["fused_score"] for s in trace["sources"] + trace["runners_up"])
     cited = {s["document_id"] for s in trace["sources"]}
     assert len(cited) == len(trace["sources"])  # one source per document
+
+
+async def test_the_large_corpus_profile_answers_from_the_same_store(start_gateway) -> None:  # type: ignore[no-untyped-def]
+    """RETRIEVAL_PROFILE=large (what a corpus past LARGE_CORPUS_POINTS gets): the question's BM25 query
+    without the corpus's common terms, read from the engine's stored vectors at start-up."""
+    url = start_gateway(retrieval_profile="large", hybrid_common_term_min_points=0)
+    question = {"query": "How do punched cards encode operations?", "k": 2, "debug": True}
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        body = (await http.post("/rag", json=question)).json()
+    assert body["trace"]["profile"] == "large" and body["degraded"] == []
+    assert body["sources"] and any(s["sparse_rank"] for s in body["trace"]["sources"])
 
 
 async def test_sources_come_one_per_document(client: httpx.AsyncClient) -> None:

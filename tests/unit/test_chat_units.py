@@ -263,9 +263,15 @@ class _Store:
 
 class _Catalog:
     def __init__(
-        self, collections: tuple[str, ...] = ("embedded_articles",), common: CommonTerms = NO_COMMON_TERMS
+        self,
+        collections: tuple[str, ...] = ("embedded_articles",),
+        common: CommonTerms = NO_COMMON_TERMS,
+        points: int = 516,
     ) -> None:
-        self._collections, self._common = collections, common
+        self._collections, self._common, self._points = collections, common, points
+
+    def points(self) -> int:
+        return self._points
 
     async def resolve_author(self, raw: str | None) -> str | None:
         return None
@@ -273,8 +279,8 @@ class _Catalog:
     async def collections(self) -> tuple[str, ...]:
         return self._collections
 
-    def common_terms(self) -> CommonTerms:
-        return self._common
+    def common_terms(self, max_share: float) -> CommonTerms:
+        return self._common if max_share < 1 else NO_COMMON_TERMS
 
 
 class _Embedder:
@@ -310,7 +316,7 @@ def _retrieval_pipeline(
     ("k", "per_document", "limit"), [(1, 1, 5), (2, 1, 5), (3, 1, 6), (20, 1, 40), (5, 3, 30)]
 )
 async def test_the_candidate_pool_grows_with_k(k: int, per_document: int, limit: int) -> None:
-    from rag_gateway.rag.pipeline import RetrievalOptions
+    from rag_gateway.rag.retrieval.options import RetrievalOptions
 
     store, pool = _Store(), CpuPool(1)
     understanding = QueryUnderstanding(_Stub(), _Stub(), 1.0)  # type: ignore[arg-type]
@@ -330,7 +336,7 @@ class _ThreeQueries:
 @pytest.mark.parametrize(("sparse_queries", "bm25_texts"), [("all", 3), ("original", 1)])
 async def test_hybrid_searches_bm25_for_the_query_texts_asked(sparse_queries: str, bm25_texts: int) -> None:
     """HYBRID_SPARSE_QUERIES: a BM25 query per query text, or the question's only (large corpora)."""
-    from rag_gateway.rag.pipeline import RetrievalOptions
+    from rag_gateway.rag.retrieval.options import RetrievalOptions
     from rag_gateway.rag.retrieval.sparse import SparseEncoder
     from rag_gateway.rag.retrieval.stores.base import SparseVector
 
@@ -415,7 +421,7 @@ async def test_a_prompt_is_counted_line_by_line_with_known_lines_kept() -> None:
 async def test_a_large_collections_bm25_queries_leave_out_its_common_terms() -> None:
     """HYBRID_COMMON_TERM_SHARE: each collection searches without its own common terms; collections with
     the same searches share one call, and the dense vectors are the same everywhere."""
-    from rag_gateway.rag.pipeline import RetrievalOptions
+    from rag_gateway.rag.retrieval.options import RetrievalOptions
     from rag_gateway.rag.retrieval.sparse import SparseEncoder
     from rag_gateway.rag.retrieval.stores.base import SparseVector
 
@@ -426,7 +432,7 @@ async def test_a_large_collections_bm25_queries_leave_out_its_common_terms() -> 
     collections = ("embedded_posts", "embedded_articles", "embedded_repositories")
     catalog = _Catalog(collections, CommonTerms({"embedded_articles": common}))
     store, pool = _SearchLog(), CpuPool(1)
-    options = RetrievalOptions(mode="hybrid", sparse_queries="original")
+    options = RetrievalOptions(mode="hybrid", sparse_queries="original", common_term_share=0.2)
     pipeline = _retrieval_pipeline(_ThreeQueries(), store, pool, options, sparse=encoder, catalog=catalog)
     try:
         await pipeline.prepare(question, 3, RequestOutcome())
@@ -460,3 +466,31 @@ class _SearchLog(_Store):
     ) -> dict[str, Any]:
         self.calls.append((list(collections), searches))
         return await super().search_collections(collections, searches, author, limit)
+
+
+@pytest.mark.parametrize(("points", "bm25_queries"), [(99_999, 3), (100_000, 1)])
+async def test_a_corpus_past_the_threshold_is_searched_with_the_large_profile(
+    points: int, bm25_queries: int
+) -> None:
+    """RETRIEVAL_PROFILE=auto: the catalogue's chunk count picks the options of each request."""
+    from rag_gateway.rag.retrieval.options import RetrievalProfiles
+    from rag_gateway.rag.retrieval.sparse import SparseEncoder
+    from rag_gateway.rag.retrieval.stores.base import SparseVector
+
+    profiles = RetrievalProfiles.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
+    store, pool = _SearchLog(), CpuPool(1)
+    pipeline = _retrieval_pipeline(
+        _ThreeQueries(),
+        store,
+        pool,
+        None,
+        sparse=SparseEncoder(),
+        catalog=_Catalog(points=points),
+        profiles=profiles,
+    )
+    try:
+        await pipeline.prepare("what is a feature store", 3, RequestOutcome())
+    finally:
+        pool.shutdown()
+    [(_, searches)] = store.calls
+    assert sum(isinstance(s, SparseVector) for s in searches) == bm25_queries

@@ -156,6 +156,9 @@ class TracedSource(BaseModel):
 
 class RetrievalTrace(BaseModel):
     mode: str = Field(description="RETRIEVAL_MODE: dense or hybrid.")
+    profile: str | None = Field(
+        None, description="RETRIEVAL_PROFILE as applied to this corpus: standard or large."
+    )
     queries: list[str] = Field(description="The queries searched: the question, then its expansions.")
     sources: list[TracedSource] = Field(description="The cited sources, in order.")
     runners_up: list[TracedSource] = Field(description="The next best chunks, not cited.")

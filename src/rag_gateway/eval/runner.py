@@ -58,6 +58,8 @@ RETRIEVAL_SETTINGS = (
     "hybrid_sparse_queries",
     "hybrid_common_term_share",
     "hybrid_common_term_min_points",
+    "retrieval_profile",
+    "large_corpus_points",
     "sources_per_document",
 )
 DEFAULT_MODES = ("dense", "hybrid")

@@ -48,6 +48,8 @@ class RequestOutcome:
     query: str | None = None
     author: str | None = None
     queries: list[str] = field(default_factory=list)
+    #: The retrieval profile the request was searched with (RETRIEVAL_PROFILE: standard or large).
+    profile: str | None = None
     _started: float | None = None
 
     def begin(self, query: str) -> None:

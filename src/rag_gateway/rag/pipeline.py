@@ -15,7 +15,6 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from rag_gateway.config import Settings
 from rag_gateway.errors import DeadlineExceededError, GatewayError, OverloadedError
 from rag_gateway.llm.base import (
     DEFAULT_PARAMS,
@@ -31,10 +30,10 @@ from rag_gateway.rag.prompt import build_prompt
 from rag_gateway.rag.retrieval.catalog import CorpusCatalog
 from rag_gateway.rag.retrieval.embedding import Vector
 from rag_gateway.rag.retrieval.fusion import RankedList
+from rag_gateway.rag.retrieval.options import RetrievalOptions, RetrievalProfiles
 from rag_gateway.rag.retrieval.query_embedding import QueryEmbedder
 from rag_gateway.rag.retrieval.ranking import (
     Candidate,
-    FusionWeights,
     deduplicate,
     one_per_document,
     rank_by_fusion,
@@ -61,30 +60,6 @@ class RankedSource:
     ranks: dict[str, int] = field(default_factory=dict)
     rerank_score: float | None = None
     fused_score: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RetrievalOptions:
-    """How candidates become sources (settings RETRIEVAL_MODE, HYBRID_*, SOURCES_PER_DOCUMENT)."""
-
-    mode: str = "dense"
-    weights: FusionWeights = field(default_factory=FusionWeights)
-    per_document: int = 1
-    #: Hybrid: "all" query texts get a BM25 query, or the "original" question only.
-    sparse_queries: str = "all"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetrievalOptions:
-        return cls(
-            mode=settings.retrieval_mode,
-            weights=FusionWeights(sparse=settings.hybrid_sparse_weight, rerank=settings.hybrid_rerank_weight),
-            per_document=settings.sources_per_document,
-            sparse_queries=settings.hybrid_sparse_queries,
-        )
-
-    def sparse_texts(self, queries: Sequence[str]) -> Sequence[str]:
-        """The query texts that get a BM25 query (hybrid mode): all of them, or the question only."""
-        return queries if self.sparse_queries == "all" else queries[:1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +95,7 @@ class RagPipeline:
         search_limit: int,
         collections: Sequence[str],
         options: RetrievalOptions | None = None,
+        profiles: RetrievalProfiles | None = None,
         sparse: SparseEncoder | None = None,
         tokens: TokenCounter | None = None,
         history_tokens: int = 1024,
@@ -133,7 +109,7 @@ class RagPipeline:
         self._pool = pool
         self._search_limit = search_limit
         self._all_collections = tuple(collections)
-        self._options = options or RetrievalOptions()
+        self._profiles = profiles or RetrievalProfiles.single(options or RetrievalOptions())
         self._sparse = sparse or SparseEncoder()
         self._tokens = tokens or TokenCounter()
         self._prompt_tokens = PromptTokens(self._tokens, pool)
@@ -169,23 +145,25 @@ class RagPipeline:
                 "resolve_author", self._catalog_lookup(raw_author), (None, self._all_collections), outcome
             )
         outcome.author, outcome.queries = author, queries
+        options = self._profiles.options_for(self._catalog.points())
+        outcome.profile = options.profile
         with timings.stage("embed"):
             vectors = await self._query_embedder.embed(queries)
-        hybrid = self._options.mode == "hybrid"
+        hybrid = options.mode == "hybrid"
         searches: list[SearchVector] = list(vectors)
         if hybrid:
-            searches += [self._sparse.query(text) for text in self._options.sparse_texts(queries)]
-        limit = max(self._search_limit, 2 * k * self._options.per_document)
+            searches += [self._sparse.query(text) for text in options.sparse_texts(queries)]
+        limit = max(self._search_limit, 2 * k * options.per_document)
         with timings.stage("search"):
-            lists = await self._search(collections, searches, len(vectors), author, limit, outcome)
+            lists = await self._search(collections, searches, len(vectors), author, limit, options, outcome)
         with timings.stage("rerank"):
             candidates = deduplicate([ranked.hits for ranked in lists])
             scores = await self._rerank(question, vectors[0], candidates, outcome)
             if hybrid:
-                ranked = rank_by_fusion(candidates, scores, lists, self._options.weights)
+                ranked = rank_by_fusion(candidates, scores, lists, options.weights)
             else:
                 ranked = rank_by_reranker(candidates, scores, lists)
-            kept, runners_up = one_per_document(ranked, k, self._options.per_document)
+            kept, runners_up = one_per_document(ranked, k, options.per_document)
         sources = [_source(candidate) for candidate in kept]
         return PreparedAnswer(
             build_prompt(question, [source.hit for source in sources], conversation),
@@ -254,12 +232,13 @@ class RagPipeline:
         dense_count: int,
         author: str | None,
         limit: int,
+        options: RetrievalOptions,
         outcome: RequestOutcome,
     ) -> list[RankedList]:
         """Every collection at once, every query in one batch per collection; a collection that fails is
         left out, the others still answer."""
         results: dict[str, list[list[Hit]] | GatewayError] = {}
-        for group_searches, group in await self._search_groups(collections, searches):
+        for group_searches, group in self._search_groups(collections, searches, options.common_term_share):
             results.update(await self._store.search_collections(group, group_searches, author, limit))
         lists: list[RankedList] = []
         for name, result in results.items():
@@ -271,14 +250,14 @@ class RagPipeline:
             lists += ranked_lists(result, dense_count)
         return lists
 
-    async def _search_groups(
-        self, collections: Sequence[str], searches: list[SearchVector]
+    def _search_groups(
+        self, collections: Sequence[str], searches: list[SearchVector], common_term_share: float
     ) -> list[tuple[tuple[SearchVector, ...], list[str]]]:
         """The collections by the searches they run: a large collection's BM25 queries leave out its
         common terms (`common_terms`); collections that run the same searches share one call."""
         if not any(isinstance(search, SparseVector) for search in searches):
             return [(tuple(searches), list(collections))]
-        common = self._catalog.common_terms()
+        common = self._catalog.common_terms(common_term_share)
         groups: dict[tuple[SparseVector, ...], tuple[tuple[SearchVector, ...], list[str]]] = {}
         for name in collections:
             queries = common.queries_for(name, searches)

@@ -113,6 +113,7 @@ async def rag(
 def _trace(prepared: PreparedAnswer, outcome: RequestOutcome, settings: Settings) -> RetrievalTrace:
     return RetrievalTrace(
         mode=settings.retrieval_mode,
+        profile=outcome.profile,
         queries=outcome.queries,
         sources=traced(prepared.sources),
         runners_up=traced(prepared.runners_up),

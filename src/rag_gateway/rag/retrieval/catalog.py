@@ -25,8 +25,9 @@ from rag_gateway.rag.retrieval.common_terms import (
     RESAMPLE_GROWTH,
     SAMPLE_POINTS,
     CommonTerms,
-    common_term_ids,
+    term_shares,
 )
+from rag_gateway.rag.retrieval.options import RetrievalProfiles
 from rag_gateway.rag.retrieval.stores import VectorStore
 
 logger = logging.getLogger(__name__)
@@ -39,28 +40,28 @@ def normalise_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class CommonTermPolicy:
-    """Which BM25 terms a collection's queries leave out: those in more than ``max_share`` of its chunks,
-    in collections of at least ``min_points`` chunks (settings HYBRID_COMMON_TERM_SHARE / _MIN_POINTS)."""
+    """Which BM25 term shares the catalogue keeps: those above ``min_share`` (the lowest
+    HYBRID_COMMON_TERM_SHARE a retrieval profile in use asks for), in collections of at least ``min_points``
+    chunks (HYBRID_COMMON_TERM_MIN_POINTS)."""
 
-    max_share: float = 1.0
+    min_share: float = 1.0
     min_points: int = 20_000
 
     @property
     def enabled(self) -> bool:
-        return self.max_share < 1.0
+        return self.min_share < 1.0
 
 
-def common_term_policy(settings: Settings) -> CommonTermPolicy:
-    """The policy the settings ask for (it matters in hybrid mode only: dense search has no terms)."""
-    if settings.retrieval_mode != "hybrid":
-        return CommonTermPolicy()
-    return CommonTermPolicy(settings.hybrid_common_term_share, settings.hybrid_common_term_min_points)
+def common_term_policy(settings: Settings, profiles: RetrievalProfiles | None = None) -> CommonTermPolicy:
+    """The policy the retrieval profiles (default: the settings') need; none in dense mode."""
+    profiles = profiles or RetrievalProfiles.from_settings(settings)
+    return CommonTermPolicy(profiles.lowest_common_term_share, settings.hybrid_common_term_min_points)
 
 
 @dataclass(frozen=True)
 class _Sample:
     points: int  #: the collection's size when it was sampled
-    common: frozenset[int]
+    shares: dict[int, float]  #: the share of the sampled chunks holding each term above the policy's
 
 
 class CorpusCatalog:
@@ -78,7 +79,8 @@ class CorpusCatalog:
         self._collections: tuple[str, ...] = ()
         self._authors: dict[str, str] = {}
         self._samples: dict[str, _Sample] = {}
-        self._common_terms = NO_COMMON_TERMS
+        self._common_terms: dict[float, CommonTerms] = {}  # by share, from the current samples
+        self._points = 0
         self._loaded_at: float | None = None
         self._lock = asyncio.Lock()
 
@@ -98,6 +100,7 @@ class CorpusCatalog:
             if self._policy.enabled:
                 await self._sample_common_terms(sizes)
             self._collections = collections
+            self._points = sum(sizes.values())
             self._authors = {normalise_name(name): name for name in names}
             self._loaded_at = time.monotonic()
 
@@ -118,19 +121,35 @@ class CorpusCatalog:
                 if previous is not None:
                     samples[name] = previous
                 continue
-            samples[name] = _Sample(size, common_term_ids(terms, self._policy.max_share))
+            samples[name] = _Sample(size, term_shares(terms, self._policy.min_share))
         self._samples = samples
-        self._common_terms = CommonTerms({name: sample.common for name, sample in samples.items()})
+        self._common_terms = {}
 
     async def collections(self) -> tuple[str, ...]:
         """The configured collections that exist in the store and hold points."""
         await self.refresh()
         return self._collections
 
-    def common_terms(self) -> CommonTerms:
-        """The BM25 terms each collection's queries leave out, as of the last refresh (`collections` and
-        `resolve_author` refresh; a request calls them first). None unless HYBRID_COMMON_TERM_SHARE < 1."""
-        return self._common_terms
+    def points(self) -> int:
+        """The chunks the configured collections held at the last refresh (`collections` and
+        `resolve_author` refresh; a request calls them first)."""
+        return self._points
+
+    def common_terms(self, max_share: float) -> CommonTerms:
+        """The BM25 terms in more than ``max_share`` of each large collection's chunks, as of the last
+        refresh; none for a share below what the policy keeps (or 1)."""
+        if max_share >= 1.0 or max_share < self._policy.min_share:
+            return NO_COMMON_TERMS
+        common = self._common_terms.get(max_share)
+        if common is None:
+            common = CommonTerms(
+                {
+                    name: frozenset(term for term, share in sample.shares.items() if share > max_share)
+                    for name, sample in self._samples.items()
+                }
+            )
+            self._common_terms[max_share] = common
+        return common
 
     async def resolve_author(self, name: str | None) -> str | None:
         """The indexed spelling of ``name``, or None when the corpus has no such author."""

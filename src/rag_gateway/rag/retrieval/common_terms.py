@@ -26,16 +26,17 @@ SAMPLE_POINTS = 10_000
 RESAMPLE_GROWTH = 0.1
 
 
-def common_term_ids(samples: Iterable[Sequence[int]], max_share: float) -> frozenset[int]:
-    """The term ids found in more than ``max_share`` of the sampled points (each point's ids, once each)."""
+def term_shares(samples: Iterable[Sequence[int]], min_share: float) -> dict[int, float]:
+    """The share of the sampled points holding each term (once per point), for the terms above
+    ``min_share``."""
     frequency: Counter[int] = Counter()
     points = 0
     for term_ids in samples:
         points += 1
         frequency.update(set(term_ids))
     if points == 0:
-        return frozenset()
-    return frozenset(term for term, found in frequency.items() if found / points > max_share)
+        return {}
+    return {term: found / points for term, found in frequency.items() if found / points > min_share}
 
 
 def without_common_terms(query: SparseVector, common: frozenset[int]) -> SparseVector:
