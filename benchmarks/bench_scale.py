@@ -1628,25 +1628,28 @@ def _describe_serving(serve: dict[str, Any]) -> str:
         else ""
     )
     opened = f"open {serve.get('open_s')} s{authors}; " if serve.get("open_s") is not None else ""
-    queries = (
-        f"{serve.get('retrieval_mode')}, {serve.get('profile')} profile: {serve.get('queries_per_request')} "
-        f"queries x {serve.get('limit')} hits"
-    )
+    profile = f", {serve['profile']} profile" if serve.get("profile") else ""
+    queries = f"{serve.get('retrieval_mode')}{profile}: {serve.get('queries_per_request')} queries x {serve.get('limit')} hits"
     dense_filtered = (
         f", filtered {pair('search_dense_filtered')}" if serve.get("search_dense_filtered") else ""
     )
-    return (
-        f"{opened}RSS serving {serve.get('serving_rss_mb')} MB (anon {serve.get('serving_rss_anon_mb')}, "
-        f"file {serve.get('serving_rss_file_mb')}); hnsw_ef {serve.get('vector_search_ef')}\n"
-        f"    search ({queries}) {pair('search')}; filtered {pair('search_filtered')}\n"
-        f"    dense only {pair('search_dense')}{dense_filtered}; BM25 only {pair('search_sparse')}\n"
+    bm25 = (
         f"    question's BM25: {pair('search_question_bm25')}, filtered {pair('search_question_bm25_filtered')};"
         f" every term: {pair('search_question_bm25_all_terms')}, filtered "
         f"{pair('search_question_bm25_all_terms_filtered')}\n"
         f"    common terms left out: {serve.get('common_terms')} (share > {serve.get('common_term_share')}),"
         f" the large profile's {serve.get('large_common_terms')} (share > "
         f"{serve.get('large_common_term_share')}), estimated in {serve.get('common_terms_s')} s\n"
-        f"    recall@10 {_fmt(serve.get('recall'), '.3f')}, filtered {_fmt(serve.get('recall_filtered'), '.3f')}"
+        if serve.get("search_question_bm25")
+        else ""
+    )
+    return (
+        f"{opened}RSS serving {serve.get('serving_rss_mb')} MB (anon {serve.get('serving_rss_anon_mb')}, "
+        f"file {serve.get('serving_rss_file_mb')}); hnsw_ef {serve.get('vector_search_ef')}\n"
+        f"    search ({queries}) {pair('search')}; filtered {pair('search_filtered')}\n"
+        f"    dense only {pair('search_dense')}{dense_filtered}; BM25 only {pair('search_sparse')}\n"
+        + bm25
+        + f"    recall@10 {_fmt(serve.get('recall'), '.3f')}, filtered {_fmt(serve.get('recall_filtered'), '.3f')}"
     )
 
 
