@@ -255,9 +255,9 @@ class RagPipeline:
     ) -> list[tuple[tuple[SearchVector, ...], list[str]]]:
         """The collections by the searches they run: a large collection's BM25 queries leave out its
         common terms (`common_terms`); collections that run the same searches share one call."""
-        if not any(isinstance(search, SparseVector) for search in searches):
-            return [(tuple(searches), list(collections))]
         common = self._catalog.common_terms(common_term_share)
+        if not common.by_collection:  # dense mode, a small corpus, or the cut off: one call for all
+            return [(tuple(searches), list(collections))]
         groups: dict[tuple[SparseVector, ...], tuple[tuple[SearchVector, ...], list[str]]] = {}
         for name in collections:
             queries = common.queries_for(name, searches)
