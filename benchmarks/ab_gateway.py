@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -50,6 +51,28 @@ def parse_build(text: str) -> tuple[str, str, dict[str, str]]:
     return name, source, settings
 
 
+def py_spy_command() -> str | None:
+    """py-spy from PATH or beside this interpreter (a virtualenv that is not activated)."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return shutil.which("py-spy") or (str(beside) if beside.is_file() else None)
+
+
+def record_stacks(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` (every thread, without pausing it) for ``seconds`` into ``out``."""
+    command = [
+        str(py_spy_command()),
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(round(seconds)),
+        "--rate",
+        "250",
+    ]
+    command += ["--format", "raw", "--threads", "--nonblocking", "--output", str(out)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--build", type=parse_build, action="append", required=True, metavar="NAME=SRC[,K=V]")
@@ -57,7 +80,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="also record each run's stacks with py-spy (a developer tool, `pip install py-spy`) into "
+        "DIR/NAME-ROUND.txt (collapsed stacks per thread; summarise with `python -m benchmarks.profile_summary`)",
+    )
     args = parser.parse_args(argv)
+    if args.py_spy:
+        if py_spy_command() is None:
+            parser.error("--py-spy needs the py-spy command (pip install py-spy)")
+        args.py_spy.mkdir(parents=True, exist_ok=True)
 
     queries = SHARED / "queries.json"
     questions = load_questions(queries if queries.is_file() else None)
@@ -87,6 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     gateway, url = start_gateway(procs, env, deadline_s=180)
                     for question in questions[:8]:
                         httpx.post(f"{url}/rag", json={"query": question}, timeout=60).raise_for_status()
+                    recorder = (
+                        record_stacks(
+                            gateway.pid, args.py_spy / f"{name}-{round_}.txt", args.duration + args.warmup
+                        )
+                        if args.py_spy
+                        else None
+                    )
                     m = measure_level(
                         url,
                         gateway.pid,
@@ -97,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         60.0,
                         {"emulators": emulators.pid},
                     )
+                    if recorder is not None:
+                        recorder.wait(timeout=60)
                     rps = m.level.rps or float("nan")
                     row = {
                         "rps": m.level.rps,

