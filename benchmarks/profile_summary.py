@@ -70,7 +70,9 @@ def summarise(lines: Iterable[str], thread: str) -> Profile:
 
 def report(profile: Profile, thread: str, top: int) -> str:
     total = sum(profile.threads.values()) or 1
-    out = ["samples by thread: " + ", ".join(f"{n} {c / total:.0%}" for n, c in profile.threads.most_common())]
+    out = [
+        "samples by thread: " + ", ".join(f"{n} {c / total:.0%}" for n, c in profile.threads.most_common())
+    ]
     selected = profile.selected or 1
     out.append(f"\n{thread}: innermost package (share of the thread's samples)")
     out += [f"  {c / selected:6.1%}  {name}" for name, c in profile.packages.most_common(top)]

@@ -6,12 +6,14 @@ column, and dequantises them in the graph (``Cast`` to float, ``Mul`` by the sca
 This rewrites each of those ``MatMul``s to multiply the *same int8 weights* as integers, with the
 activations quantised at run time per token (one scale per row, symmetric, stored as uint8 + 128):
 
-    s = max(|x|, over the row) / 127;  x_q = QuantizeLinear(x / s, scale 1, zero point 128)  (= round + 128)
+    s = max(|x|, over the row) / 127;  x_q = QuantizeLinear(x, s, zero point 128)  (= round(x / s) + 128)
     MatMulIntegerToFloat(x_q, W_q, zero point 128, column scales) * s      (VNNI/AMX where the CPU has it)
 
 Per token, not per tensor (onnxruntime's ``DynamicQuantizeLinear``): per-tensor scales made a text's vector
 depend on the other texts of its batch (cosine 0.986 between the same query alone and in a batch of 6) and
 sat further from the fp32 products (median cosine 0.9945 against 0.998 per token); see docs/performance.md.
+``QuantizeLinear`` takes the row scales directly as a blocked quantisation (opset 21, one block per row), so
+the division, the rounding (half to even) and the offset are one pass over the tensor.
 The softmax NaN guards of the export (``Where(IsNaN(softmax), 0, softmax)``) are dropped as well: a row is
 NaN only when its attention mask is all zero, which a tokenised text never is. The export's exact GELU
 (``x * 0.5 * (1 + erf(x / sqrt 2))``, five nodes that onnxruntime does not fuse in this order) becomes one
@@ -34,8 +36,10 @@ from typing import Any
 from rag_gateway.config import VNNI_MODEL_FILE
 
 #: Bump when the rewrite changes: the install step then rebuilds the file.
-BUILDER_VERSION = 3
+BUILDER_VERSION = 4
 STAMP_SUFFIX = ".json"
+#: The first ONNX opset whose QuantizeLinear takes per-block scales.
+BLOCKED_QUANTIZATION_OPSET = 21
 
 
 def sha256_of(path: Path) -> str:
@@ -103,6 +107,7 @@ def integer_matmuls(model: Any) -> int:
         _constant("i8_eps", 1e-12, np.float32),
         _constant("i8_one", 1, np.float32),
         _constant("i8_zero_point", 128, np.uint8),
+        _constant("i8_last_axis", [-1], np.int64),
     ]
     quantised: dict[str, tuple[str, str]] = {}  # x -> (x_q, row scales): Q, K and V share their input
     nodes = []
@@ -129,13 +134,30 @@ def integer_matmuls(model: Any) -> int:
             q = f"{x}_q8"
             nodes += [
                 helper.make_node("Abs", [x], [f"{q}_abs"], name=f"{q}_abs"),
-                helper.make_node("ReduceMax", [f"{q}_abs"], [f"{q}_max"], name=f"{q}_max", axes=[-1]),
+                helper.make_node("ReduceMax", [f"{q}_abs", "i8_last_axis"], [f"{q}_max"], name=f"{q}_max"),
                 helper.make_node("Max", [f"{q}_max", "i8_eps"], [f"{q}_safe"], name=f"{q}_safe"),
                 helper.make_node("Mul", [f"{q}_safe", "i8_inv127"], [f"{q}_scale"], name=f"{q}_scale"),
-                helper.make_node("Div", [x, f"{q}_scale"], [f"{q}_div"], name=f"{q}_div"),
-                # round half to even, + 128, to uint8 in one pass (Round, Add and Cast took three)
+            ]
+            if not quantised:  # the zero points have the scales' shape, [texts, tokens, 1], in every layer
+                nodes += [
+                    helper.make_node("Shape", [f"{q}_scale"], ["i8_scale_shape"], name="i8_scale_shape"),
+                    helper.make_node(
+                        "ConstantOfShape",
+                        ["i8_scale_shape"],
+                        ["i8_zero_points"],
+                        name="i8_zero_points",
+                        value=numpy_helper.from_array(np.array([128], dtype=np.uint8)),
+                    ),
+                ]
+            nodes += [
+                # x / s, round half to even, + 128, to uint8: one block per row (the row is K long)
                 helper.make_node(
-                    "QuantizeLinear", [f"{q}_div", "i8_one", "i8_zero_point"], [q], name=f"{q}_quantize"
+                    "QuantizeLinear",
+                    [x, f"{q}_scale", "i8_zero_points"],
+                    [q],
+                    name=f"{q}_quantize",
+                    axis=-1,
+                    block_size=weights.dims[0],
                 ),
             ]
             quantised[x] = (q, f"{q}_scale")
@@ -161,6 +183,10 @@ def integer_matmuls(model: Any) -> int:
     graph.initializer.extend(constants)
     if rewritten and not any(opset.domain == "com.microsoft" for opset in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    if rewritten:  # blocked QuantizeLinear and ReduceMax's axes as an input need opset 21
+        for opset in model.opset_import:
+            if opset.domain in ("", "ai.onnx"):
+                opset.version = max(opset.version, BLOCKED_QUANTIZATION_OPSET)
     _prune(graph)
     return rewritten
 
