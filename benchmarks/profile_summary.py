@@ -1,6 +1,6 @@
 """Where a py-spy profile's CPU went: per thread, per innermost library, and the heaviest calls.
 
-    python -m benchmarks.profile_summary PROFILE.txt [...] [--thread MainThread] [--top 20]
+    python -m benchmarks.profile_summary PROFILE.txt [...] [--thread MainThread] [--top 20] [--ms-per-request MS]
 
 Reads py-spy's collapsed stacks (``py-spy record --format raw --threads``, as ``benchmarks.ab_gateway
 --py-spy DIR`` writes them; idle samples are not recorded). Several files are summed. Prints, for the chosen
@@ -68,19 +68,31 @@ def summarise(lines: Iterable[str], thread: str) -> Profile:
     return profile
 
 
-def report(profile: Profile, thread: str, top: int) -> str:
+#: Calls on at least this share of a thread's samples are its frame (the loop, the worker), not its work.
+FRAME_SHARE = 0.7
+
+
+def report(profile: Profile, thread: str, top: int, ms_per_request: float | None = None) -> str:
+    """The thread's innermost packages and heaviest calls; with ``ms_per_request`` (the thread's CPU per
+    request, e.g. ab_gateway's event_loop_ms), each share also as milliseconds per request."""
     total = sum(profile.threads.values()) or 1
+    selected = profile.selected or 1
+
+    def cell(count: int) -> str:
+        share = count / selected
+        return f"{share:6.1%}" + (f" {share * ms_per_request:5.2f} ms" if ms_per_request else "")
+
     out = [
         "samples by thread: " + ", ".join(f"{n} {c / total:.0%}" for n, c in profile.threads.most_common())
     ]
-    selected = profile.selected or 1
     out.append(f"\n{thread}: innermost package (share of the thread's samples)")
-    out += [f"  {c / selected:6.1%}  {name}" for name, c in profile.packages.most_common(top)]
-    out.append(f"\n{thread}: heaviest calls, inclusive")
-    for name, c in profile.calls.most_common(top * 3):
-        if c / selected < 0.999:  # the frames every sample shares (the loop itself) say nothing
-            out.append(f"  {c / selected:6.1%}  {name}")
-    return "\n".join(out[: 3 + top * 2 + 1])
+    out += [f"  {cell(c)}  {name}" for name, c in profile.packages.most_common(top)]
+    out.append(
+        f"\n{thread}: heaviest calls, inclusive (leaving out those on over {FRAME_SHARE:.0%} of samples)"
+    )
+    calls = [(name, c) for name, c in profile.calls.most_common() if c / selected < FRAME_SHARE]
+    out += [f"  {cell(c)}  {name}" for name, c in calls[:top]]
+    return "\n".join(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,9 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("profiles", nargs="+", type=Path)
     parser.add_argument("--thread", default="MainThread", help="thread name (numbers at the end ignored)")
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument(
+        "--ms-per-request", type=float, help="the thread's CPU ms per request, to print shares as ms"
+    )
     args = parser.parse_args(argv)
     lines = (line for path in args.profiles for line in path.read_text().splitlines())
-    print(report(summarise(lines, args.thread), args.thread, args.top))
+    print(report(summarise(lines, args.thread), args.thread, args.top, args.ms_per_request))
     return 0
 
 
