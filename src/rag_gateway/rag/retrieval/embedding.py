@@ -125,7 +125,7 @@ def _load_offline(settings: Settings) -> OfflineModel:
             "there and are not faster; EMBEDDING_MODEL_VARIANT=int8 (and a rebuilt index) suits this CPU"
         )
     # onnxruntime's SkipLayerNormalization kernel (the fusion of each residual Add with its LayerNorm) costs
-    # more than the two unfused kernels on short texts: a fifth of the int8-vnni build's time per text.
+    # more than the two unfused kernels on short texts: about 15% of the int8-vnni build's time per text.
     # Left on for `int8`, whose vectors stay fastembed's to the bit.
     disabled = VNNI_DISABLED_OPTIMIZERS if vnni else ()
     return OfflineModel(model_file, tokenizer_dir, settings.effective_onnx_threads, disabled)
