@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.bench import SHARED, base_env, measure_level
-from benchmarks.loadgen import load_questions
+from benchmarks.loadgen import load_questions, median_stages
 from benchmarks.local_stack import Processes, free_port, start_emulators, start_gateway
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     }
                     runs[name].append(row)
                     print(name, {k: round(v, 2) for k, v in row.items()}, flush=True)
+                    stages = median_stages(m.level.stage_timings)
+                    print("   stage medians ms:", {k: round(v, 1) for k, v in sorted(stages.items())}, flush=True)
                     procs.stop("gateway")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
