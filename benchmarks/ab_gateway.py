@@ -153,7 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     runs[name].append(row)
                     print(name, {k: round(v, 2) for k, v in row.items()}, flush=True)
                     stages = median_stages(m.level.stage_timings)
-                    print("   stage medians ms:", {k: round(v, 1) for k, v in sorted(stages.items())}, flush=True)
+                    print(
+                        "   stage medians ms:",
+                        {k: round(v, 1) for k, v in sorted(stages.items())},
+                        flush=True,
+                    )
                     procs.stop("gateway")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
