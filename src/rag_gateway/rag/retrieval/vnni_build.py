@@ -93,6 +93,14 @@ def _prune(graph: Any) -> None:
     graph.initializer.extend(kept)
 
 
+def _import_contrib_ops(model: Any) -> None:
+    """Declare onnxruntime's ``com.microsoft`` operator set (MatMulIntegerToFloat, Gelu) once."""
+    from onnx import helper
+
+    if not any(opset.domain == "com.microsoft" for opset in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+
+
 def integer_matmuls(model: Any) -> int:
     """Rewrite, in place, every ``MatMul(x, Mul(Cast(W_q int8 [K, N]), scale [1, N]))`` as an integer
     matrix product of ``W_q`` with ``x`` quantised per row (see the module doc); returns how many."""
@@ -181,9 +189,9 @@ def integer_matmuls(model: Any) -> int:
     del graph.node[:]
     graph.node.extend(nodes)
     graph.initializer.extend(constants)
-    if rewritten and not any(opset.domain == "com.microsoft" for opset in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    if rewritten:  # blocked QuantizeLinear and ReduceMax's axes as an input need opset 21
+    if rewritten:
+        _import_contrib_ops(model)
+        # blocked QuantizeLinear and ReduceMax's axes as an input need opset 21
         for opset in model.opset_import:
             if opset.domain in ("", "ai.onnx"):
                 opset.version = max(opset.version, BLOCKED_QUANTIZATION_OPSET)
@@ -259,8 +267,8 @@ def fuse_exact_gelu(model: Any) -> int:
     nodes = [replaced.get(id(node), node) for node in graph.node]
     del graph.node[:]
     graph.node.extend(nodes)
-    if replaced and not any(opset.domain == "com.microsoft" for opset in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    if replaced:
+        _import_contrib_ops(model)
     _prune(graph)
     return len(replaced)
 
