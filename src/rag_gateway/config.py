@@ -225,13 +225,18 @@ class Settings(EnvSettings):
         1, ge=1, le=10, description="Chunks cited per document; k counts documents."
     )
     embed_batch_window_ms: float = Field(
-        2.0, ge=0, le=50, description="Micro-batch window for concurrent embed calls; 0 = off."
+        2.0,
+        ge=0,
+        le=50,
+        description="How long an idle embedding thread waits for more query texts to fill a batch; 0 = no "
+        "wait (texts already queued still share a run).",
     )
     embed_batches_in_flight: int | None = Field(
         None,
         ge=1,
         le=16,
-        description="Embedding batches run at once (default: CPU_POOL_WORKERS); later queries join the next.",
+        description="Embedding threads, each running one batch at a time (default: CPU_POOL_WORKERS); "
+        "later queries join the next batch.",
     )
     embed_batch_max_texts: int | None = Field(
         None,
@@ -272,7 +277,8 @@ class Settings(EnvSettings):
     cpu_pool_workers: int = Field(
         default_factory=lambda: max(1, min(4, os.cpu_count() or 1)),
         ge=1,
-        description="Threads for embedding, reranking and local vector search; default: cores, at most 4.",
+        description="Threads for CPU work besides query embedding (reranking, token counting, model loading) "
+        "and the default count of embedding threads; default: cores, at most 4.",
     )
     cpu_pool_max_queue: int = Field(256, ge=1, description="Jobs waiting for the CPU pool; beyond, 503.")
     onnx_threads: int | None = Field(

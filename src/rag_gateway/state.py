@@ -6,6 +6,7 @@ submit to it any more).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -125,14 +126,15 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
         )
         if not settings.uses_remote_qdrant:
             await warm_catalog(catalog)
-        pool_embedder = QueryEmbedder(
+        query_embedder = QueryEmbedder(
             embedder,
-            pool,
             EmbeddingCache(settings.embedding_cache_size),
             batch_window_s=settings.embed_batch_window_ms / 1000,
-            batches_in_flight=settings.effective_embed_batches_in_flight,
+            workers=settings.effective_embed_batches_in_flight,
             batch_max_texts=settings.effective_embed_batch_max_texts,
         )
+        stack.push_async_callback(asyncio.to_thread, query_embedder.close)
+        metrics.embed_queue.set_function(lambda: query_embedder.pending)
         understanding = QueryUnderstanding(
             SelfQuery(openai_client, guards["openai"], settings.openai_model_id),
             QueryExpander(
@@ -152,7 +154,7 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
         pipeline = RagPipeline(
             understanding=understanding,
             catalog=catalog,
-            query_embedder=pool_embedder,
+            query_embedder=query_embedder,
             store=store,
             reranker=reranker,
             llm=build_llm(settings, openai_client, sagemaker, guards),

@@ -1,96 +1,157 @@
-"""Micro-batching: concurrent embed calls share one model run, and each caller gets its own vectors."""
+"""Micro-batching on the embedding threads: concurrent embed calls share one model run, each caller gets its
+own vectors, and a thread that finishes a batch takes the next without the event loop's help."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import numpy as np
 import pytest
 
+from rag_gateway.errors import OverloadedError
 from rag_gateway.rag.retrieval.batching import MicroBatcher
 
+WAIT_S = 10.0  # only a hung test would reach it
 
-async def test_concurrent_calls_share_one_run_and_get_their_own_vectors() -> None:
-    runs: list[list[str]] = []
 
-    async def compute(texts: list[str]) -> list[np.ndarray]:
-        runs.append(texts)
+class _Model:
+    """Records each run's texts; the first run can be held on the model until the test releases it."""
+
+    def __init__(self, hold_first: bool = False, fail_first: bool = False) -> None:
+        self.runs: list[list[str]] = []
+        self.running = threading.Event()
+        self.release = threading.Event()
+        if not hold_first:
+            self.release.set()
+        self._fail_first = fail_first
+
+    def __call__(self, texts: list[str]) -> list[np.ndarray]:
+        self.runs.append(list(texts))
+        self.running.set()
+        if len(self.runs) == 1:
+            assert self.release.wait(WAIT_S)
+            if self._fail_first:
+                raise RuntimeError("model failed")
         return [np.full(1, float(len(t)), dtype=np.float32) for t in texts]
 
-    batcher = MicroBatcher(compute, window_s=0.01)
-    first, second = await asyncio.gather(batcher.embed(["a", "bb"]), batcher.embed(["ccc"]))
-    assert runs == [["a", "bb", "ccc"]]
-    assert [v[0] for v in first] == [1, 2] and [v[0] for v in second] == [3]
+    async def first_run_started(self) -> None:
+        assert await asyncio.to_thread(self.running.wait, WAIT_S)
 
 
-async def test_a_full_batch_runs_without_waiting_for_the_window() -> None:
-    runs: list[list[str]] = []
-
-    async def compute(texts: list[str]) -> list[np.ndarray]:
-        runs.append(texts)
-        return [np.zeros(1, dtype=np.float32) for _ in texts]
-
-    batcher = MicroBatcher(compute, window_s=3600, max_texts=2)  # the window would never end in time
-    await asyncio.wait_for(batcher.embed(["a", "b"]), timeout=10)
-    assert runs == [["a", "b"]]
+def lengths(vectors: list[np.ndarray]) -> list[float]:
+    return [float(v[0]) for v in vectors]
 
 
-async def test_a_failed_run_fails_every_caller_in_it() -> None:
-    async def compute(texts: list[str]) -> list[np.ndarray]:
-        raise RuntimeError("model failed")
+@pytest.fixture
+def batchers() -> list[MicroBatcher]:
+    made: list[MicroBatcher] = []
+    yield made
+    for batcher in made:
+        batcher.close()
 
-    batcher = MicroBatcher(compute, window_s=0.01)
-    results = await asyncio.gather(batcher.embed(["a"]), batcher.embed(["b"]), return_exceptions=True)
+
+async def test_concurrent_calls_share_one_run_and_get_their_own_vectors(batchers: list[MicroBatcher]) -> None:
+    model = _Model()
+    batchers.append(batcher := MicroBatcher(model, window_s=3600, max_texts=3))  # leaves once 3 texts wait
+    first, second = await asyncio.wait_for(
+        asyncio.gather(batcher.embed(["a", "bb"]), batcher.embed(["ccc"])), WAIT_S
+    )
+    assert model.runs == [["a", "bb", "ccc"]]
+    assert lengths(first) == [1, 2] and lengths(second) == [3]
+
+
+async def test_a_lone_caller_leaves_once_the_window_has_passed(batchers: list[MicroBatcher]) -> None:
+    model = _Model()
+    batchers.append(batcher := MicroBatcher(model, window_s=0.01, max_texts=64))
+    assert lengths(await asyncio.wait_for(batcher.embed(["abcd"]), WAIT_S)) == [4]
+    assert model.runs == [["abcd"]]
+
+
+async def test_a_failed_run_fails_every_caller_in_it_and_the_next_run_works(
+    batchers: list[MicroBatcher],
+) -> None:
+    model = _Model(fail_first=True)
+    batchers.append(batcher := MicroBatcher(model, window_s=3600, max_texts=2))
+    results = await asyncio.wait_for(
+        asyncio.gather(batcher.embed(["a"]), batcher.embed(["b"]), return_exceptions=True), WAIT_S
+    )
     assert all(isinstance(r, RuntimeError) for r in results)
+    assert lengths(await asyncio.wait_for(batcher.embed(["cc", "d"]), WAIT_S)) == [2, 1]
 
 
-async def test_a_cancelled_caller_does_not_break_the_others() -> None:
-    async def compute(texts: list[str]) -> list[np.ndarray]:
-        return [np.full(1, float(len(t)), dtype=np.float32) for t in texts]
-
-    batcher = MicroBatcher(compute, window_s=0.05)
+async def test_a_caller_cancelled_while_queued_is_left_out_and_the_others_are_served(
+    batchers: list[MicroBatcher],
+) -> None:
+    model = _Model(hold_first=True)
+    batchers.append(batcher := MicroBatcher(model, window_s=0, max_texts=64))
+    first = asyncio.create_task(batcher.embed(["a"]))
+    await model.first_run_started()
     doomed = asyncio.create_task(batcher.embed(["xx"]))
     survivor = asyncio.create_task(batcher.embed(["yyy"]))
-    await asyncio.sleep(0)  # both are queued in the window
+    await asyncio.sleep(0)  # both are queued behind the running batch
     doomed.cancel()
-    assert [v[0] for v in await survivor] == [3]
+    model.release.set()
+    assert lengths(await asyncio.wait_for(survivor, WAIT_S)) == [3]
+    assert lengths(await first) == [1]
     with pytest.raises(asyncio.CancelledError):
         await doomed
+    assert model.runs == [["a"], ["yyy"]]
 
 
-async def test_callers_arriving_while_a_batch_runs_leave_together_in_the_next_one() -> None:
-    runs: list[list[str]] = []
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def compute(texts: list[str]) -> list[np.ndarray]:
-        runs.append(texts)
-        started.set()
-        if len(runs) == 1:
-            await release.wait()  # the first batch is still on the model
-        return [np.full(1, float(len(t)), dtype=np.float32) for t in texts]
-
-    batcher = MicroBatcher(compute, window_s=0, max_in_flight=1)  # a zero window: flush on the next tick
+async def test_callers_arriving_while_a_batch_runs_leave_together_in_the_next_one(
+    batchers: list[MicroBatcher],
+) -> None:
+    model = _Model(hold_first=True)
+    batchers.append(batcher := MicroBatcher(model, window_s=0, max_texts=64))
     first = asyncio.create_task(batcher.embed(["a"]))
-    await started.wait()
-    later = []
-    for text in ("bb", "ccc", "dddd"):  # one at a time, each given many ticks to be flushed on its own
-        later.append(asyncio.create_task(batcher.embed([text])))
-        for _ in range(10):
-            await asyncio.sleep(0)
-    assert runs == [["a"]]  # no second batch while the only slot is taken
-    release.set()
-    results = await asyncio.gather(first, *later)
-    assert runs == [["a"], ["bb", "ccc", "dddd"]]
-    assert [[v[0] for v in r] for r in results] == [[1], [2], [3], [4]]
+    await model.first_run_started()
+    later = [asyncio.create_task(batcher.embed([text])) for text in ("bb", "ccc", "dddd")]
+    await asyncio.sleep(0)
+    model.release.set()
+    results = await asyncio.wait_for(asyncio.gather(first, *later), WAIT_S)
+    assert model.runs == [["a"], ["bb", "ccc", "dddd"]]
+    assert [lengths(r) for r in results] == [[1], [2], [3], [4]]
 
 
-async def test_a_backlog_larger_than_a_batch_is_split_without_splitting_a_caller() -> None:
-    runs: list[list[str]] = []
+async def test_a_backlog_larger_than_a_batch_is_split_without_splitting_a_caller(
+    batchers: list[MicroBatcher],
+) -> None:
+    model = _Model(hold_first=True)
+    batchers.append(batcher := MicroBatcher(model, window_s=0, max_texts=3))
+    first = asyncio.create_task(batcher.embed(["x"]))
+    await model.first_run_started()
+    backlog = [asyncio.create_task(batcher.embed(texts)) for texts in (["a", "b"], ["c", "d"], ["e"])]
+    await asyncio.sleep(0)
+    model.release.set()
+    await asyncio.wait_for(asyncio.gather(first, *backlog), WAIT_S)
+    assert model.runs == [["x"], ["a", "b"], ["c", "d", "e"]]
 
-    async def compute(texts: list[str]) -> list[np.ndarray]:
-        runs.append(texts)
+
+async def test_each_thread_runs_its_own_batch_at_the_same_time(batchers: list[MicroBatcher]) -> None:
+    both_on_the_model = threading.Barrier(2, timeout=WAIT_S)  # broken, and the test failed, with one thread
+
+    def model(texts: list[str]) -> list[np.ndarray]:
+        both_on_the_model.wait()
         return [np.zeros(1, dtype=np.float32) for _ in texts]
 
-    batcher = MicroBatcher(compute, window_s=0.01, max_texts=3, max_in_flight=1)
-    await asyncio.gather(batcher.embed(["a", "b"]), batcher.embed(["c", "d"]), batcher.embed(["e"]))
-    assert runs == [["a", "b"], ["c", "d", "e"]]
+    batchers.append(batcher := MicroBatcher(model, window_s=0, max_texts=1, workers=2))
+    await asyncio.wait_for(asyncio.gather(batcher.embed(["a"]), batcher.embed(["b"])), 2 * WAIT_S)
+
+
+async def test_close_finishes_the_running_batch_cancels_the_queue_and_refuses_new_callers() -> None:
+    model = _Model(hold_first=True)
+    batcher = MicroBatcher(model, window_s=0, max_texts=1, workers=1)
+    running = asyncio.create_task(batcher.embed(["a"]))
+    await model.first_run_started()
+    queued = asyncio.create_task(batcher.embed(["b"]))
+    await asyncio.sleep(0)
+    closing = asyncio.create_task(asyncio.to_thread(batcher.close))
+    with pytest.raises(asyncio.CancelledError):  # at once, while the running batch is still on the model
+        await asyncio.wait_for(queued, WAIT_S)
+    model.release.set()
+    await asyncio.wait_for(closing, WAIT_S)
+    assert lengths(await asyncio.wait_for(running, WAIT_S)) == [1]
+    with pytest.raises(OverloadedError):
+        await batcher.embed(["c"])
+    assert model.runs == [["a"]]

@@ -88,19 +88,17 @@ async def test_concurrent_requests_embed_in_batches_no_larger_than_the_cap() -> 
     import asyncio
 
     embedder = _RecordingEmbedder()
-    pool = CpuPool(1)
     query_embedder = QueryEmbedder(
         embedder,  # type: ignore[arg-type]
-        pool,
         batch_window_s=0.05,
         batch_max_texts=5,
-        batches_in_flight=1,
+        workers=1,
     )
     requests = [["q1", "q1a", "q1b"], ["q2", "q2a"], ["q3", "q3a", "q3b"]]
     try:
         vectors = await asyncio.gather(*(query_embedder.embed(texts) for texts in requests))
     finally:
-        pool.shutdown()
+        query_embedder.close()
     assert vectors == [[2.0, 3.0, 3.0], [2.0, 3.0], [2.0, 3.0, 3.0]]
     assert embedder.batches == [requests[0] + requests[1], requests[2]]  # 3 + 2 texts fit in 5, 3 more do not
 

@@ -52,6 +52,9 @@ class Metrics:
         )
         self.in_flight = Gauge("rag_in_flight_requests", "Pipeline requests being served.", registry=r)
         self.pool_pending = Gauge("rag_cpu_pool_pending_jobs", "CPU pool jobs running or queued.", registry=r)
+        self.embed_queue = Gauge(
+            "rag_embed_queue_requests", "Requests whose query texts wait for an embedding thread.", registry=r
+        )
 
     # --- observers the resilience guard calls ---------------------------------------------------------
     def on_retry(self, upstream: str, exc: GatewayError) -> None:

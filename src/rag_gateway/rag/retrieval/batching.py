@@ -1,96 +1,159 @@
-"""Micro-batching: embed the queries of concurrent requests in one model call.
+"""Micro-batching on dedicated threads: the query texts of concurrent requests share one model run.
 
-Requests that arrive within a few milliseconds of each other share one ONNX run (and one CPU-pool job)
-instead of queueing one small run each. At most ``max_in_flight`` batches run at once; texts that arrive
-meanwhile wait in the batcher and leave, oldest first, as soon as a batch finishes. The rest of the CPU pool
-stays free for the vector searches of requests that are further along.
+A coroutine queues its texts and awaits a future; ``workers`` threads take batches off the queue, run the
+model and hand each caller its vectors back on the event loop, one hand-over per batch. A thread that
+finishes a batch takes the next one at once, without a round trip through the event loop: under load the
+loop is busy and every hop (a task to start, a pool future to resolve, a callback to run) leaves the model
+idle for a few milliseconds, which at full load cost about a third of the threads' time (docs/performance.md).
 
-Batches are capped at ``max_texts``: a small model on a CPU costs about the same per text in a batch of 3 as
-in a batch of 18, so a big batch saves little and makes its first callers wait for its last. Small batches
-that leave in arrival order return each caller's vectors sooner.
+A batch leaves when it holds ``max_texts`` texts or when its oldest text has waited ``window_s``; under a
+backlog the oldest texts have waited already, so batches leave full and at once. Batches are capped because
+a small model on a CPU costs about the same per text in a batch of 3 as in a batch of 18: a bigger batch
+saves little and makes its first callers wait for its last. A caller's texts never split across batches.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from rag_gateway.errors import OverloadedError
 from rag_gateway.rag.retrieval.embedding import Vector
 
-Compute = Callable[[list[str]], Awaitable[list[Vector]]]
-Waiter = tuple[list[str], "asyncio.Future[list[Vector]]"]
+Compute = Callable[[list[str]], list[Vector]]
+
+
+@dataclass(eq=False)
+class _Waiter:
+    texts: list[str]
+    future: asyncio.Future[list[Vector]]
+    loop: asyncio.AbstractEventLoop
+    queued_at: float
 
 
 class MicroBatcher:
+    """Batches concurrent ``embed`` calls onto ``workers`` threads that run ``compute`` (sync, CPU-bound)."""
+
     def __init__(
-        self, compute: Compute, window_s: float, max_texts: int = 64, max_in_flight: int = 1
+        self,
+        compute: Compute,
+        window_s: float,
+        max_texts: int = 64,
+        workers: int = 1,
+        name: str = "rag-embed",
     ) -> None:
         self._compute = compute
         self._window_s = window_s
         self._max_texts = max_texts
-        self._max_in_flight = max_in_flight
-        self._pending: list[Waiter] = []
-        self._pending_texts = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._running: set[asyncio.Task[None]] = set()
+        self._ready = threading.Condition()
+        self._queue: deque[_Waiter] = deque()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Callers queued and not yet taken into a batch."""
+        return len(self._queue)
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Vector]] = loop.create_future()
-        self._pending.append((list(texts), future))
-        self._pending_texts += len(texts)
-        if self._pending_texts >= self._max_texts:
-            self._flush()
-        elif self._timer is None and len(self._running) < self._max_in_flight:
-            self._timer = loop.call_later(self._window_s, self._flush)
-        return await future
+        waiter = _Waiter(list(texts), loop.create_future(), loop, time.monotonic())
+        with self._ready:
+            if self._closed:
+                raise OverloadedError("the gateway is shutting down; retry shortly", retry_after=1.0)
+            self._queue.append(waiter)
+            self._ready.notify()
+        return await waiter.future
 
-    def _flush(self) -> None:
-        """Start batches from the oldest waiters while a slot is free (else a finishing batch calls us)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        while self._pending and len(self._running) < self._max_in_flight:
-            batch, taken = self._take_batch()
-            self._pending = self._pending[len(batch) :]
-            self._pending_texts -= taken
-            task = asyncio.get_running_loop().create_task(self._run(batch))
-            self._running.add(task)  # also keeps a reference until it finishes
-            task.add_done_callback(self._finished)
+    def close(self) -> None:
+        """Cancel the callers still queued, then stop the threads once their current batch is handed over."""
+        with self._ready:
+            self._closed = True
+            left = list(self._queue)
+            self._queue.clear()
+            self._ready.notify_all()
+        for waiter in left:
+            with contextlib.suppress(RuntimeError):  # that loop is closed already
+                waiter.loop.call_soon_threadsafe(waiter.future.cancel)
+        for thread in self._threads:
+            thread.join()
 
-    def _take_batch(self) -> tuple[list[Waiter], int]:
-        """The oldest waiters up to ``max_texts`` texts (always at least one waiter)."""
-        batch: list[Waiter] = []
-        taken = 0
-        for texts, future in self._pending:
-            if batch and taken + len(texts) > self._max_texts:
-                break
-            batch.append((texts, future))
-            taken += len(texts)
-        return batch, taken
+    # --- the worker threads -----------------------------------------------------------------------------
+    def _work(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            try:
+                vectors = self._compute([text for waiter in batch for text in waiter.texts])
+            except Exception as exc:  # every caller of the run gets the failure, the thread carries on
+                self._hand_over(batch, exc)
+            else:
+                self._hand_over(batch, vectors)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        if self._pending:
-            self._flush()  # these waited a whole batch already: no window
+    def _next_batch(self) -> list[_Waiter] | None:
+        """The oldest callers up to ``max_texts`` texts, once full or once the oldest has waited the
+        window; None when closed."""
+        with self._ready:
+            while True:
+                if self._closed:
+                    return None
+                while self._queue and self._queue[0].future.done():  # cancelled while queued
+                    self._queue.popleft()
+                if not self._queue:
+                    self._ready.wait()
+                    continue
+                if not self._full_batch_queued():
+                    left = self._queue[0].queued_at + self._window_s - time.monotonic()
+                    if left > 0:
+                        self._ready.wait(left)
+                        continue
+                return self._take()
 
-    async def _run(self, batch: list[Waiter]) -> None:
-        live = [(texts, future) for texts, future in batch if not future.done()]  # skip cancelled requests
-        if not live:
-            return
-        try:
-            vectors = await self._compute([text for texts, _ in live for text in texts])
-        except asyncio.CancelledError:  # shutting down: nobody may wait forever
-            for _, future in live:
-                future.cancel()
-            raise
-        except Exception as exc:
-            for _, future in live:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+    def _full_batch_queued(self) -> bool:
+        queued = 0
+        for waiter in self._queue:
+            queued += len(waiter.texts)
+            if queued >= self._max_texts:
+                return True
+        return False
+
+    def _take(self) -> list[_Waiter]:
+        batch = [self._queue.popleft()]
+        taken = len(batch[0].texts)
+        while self._queue and taken + len(self._queue[0].texts) <= self._max_texts:
+            waiter = self._queue.popleft()
+            if not waiter.future.done():
+                batch.append(waiter)
+                taken += len(waiter.texts)
+        return batch
+
+    @staticmethod
+    def _hand_over(batch: list[_Waiter], result: list[Vector] | Exception) -> None:
+        """Settle the batch's futures on their event loop: one wake-up of the loop per batch."""
+        settled: dict[asyncio.AbstractEventLoop, list[tuple[_Waiter, list[Vector] | Exception]]] = {}
         start = 0
-        for texts, future in live:
-            if not future.done():
-                future.set_result(vectors[start : start + len(texts)])
-            start += len(texts)
+        for waiter in batch:
+            end = start + len(waiter.texts)
+            outcome = result if isinstance(result, Exception) else result[start:end]
+            settled.setdefault(waiter.loop, []).append((waiter, outcome))
+            start = end
+        for loop, outcomes in settled.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits there any more
+                loop.call_soon_threadsafe(_settle, outcomes)
+
+
+def _settle(outcomes: list[tuple[_Waiter, list[Vector] | Exception]]) -> None:
+    for waiter, outcome in outcomes:
+        if waiter.future.done():  # the caller was cancelled meanwhile
+            continue
+        if isinstance(outcome, Exception):
+            waiter.future.set_exception(outcome)
+        else:
+            waiter.future.set_result(outcome)
