@@ -29,7 +29,6 @@ What it does, all on loopback, every process stopped at the end (also on Ctrl-C 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -39,11 +38,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+import aiohttp
 import httpx
 
 from benchmarks.loadgen import (
@@ -51,8 +51,8 @@ from benchmarks.loadgen import (
     LevelResult,
     RssSampler,
     admitted,
+    aiohttp_sender,
     bound_rps,
-    clients_for,
     cpu_capacity_rps,
     critical_path_s,
     efficiency,
@@ -80,11 +80,11 @@ from benchmarks.local_stack import (
     wait_for,
 )
 from benchmarks.machine import describe_machine, machine_info
+from rag_gateway_emulators.server import run_on_uvloop
 
 ROOT = Path(__file__).resolve().parents[1]  # the project root
 DEFAULT_LEVELS = (1, 8, 32, 64, 128, 256)
 SHARED = ROOT.parent / "shared" / "data"
-T = TypeVar("T")
 
 
 # --- small helpers ----------------------------------------------------------------------------------------
@@ -101,17 +101,6 @@ def machine_busy_jiffies() -> tuple[int, int]:
     idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
     total = sum(values[:8])
     return total - idle, total
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run the load on uvloop when it is installed: less client overhead, so the load generator takes less
-    of the cores the gateway is measured on."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
 
 
 # --- one measured level -------------------------------------------------------------------------------------
@@ -153,21 +142,15 @@ def measure_level(
         return take
 
     async def go() -> tuple[LevelResult, float]:
-        timeout = httpx.Timeout(timeout_s, connect=10.0)
+        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=10.0)
         async with contextlib.AsyncExitStack() as stack:
-            clients = [
-                await stack.enter_async_context(
-                    httpx.AsyncClient(
-                        base_url=url,
-                        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
-                        timeout=timeout,
-                    )
-                )
-                for n in clients_for(concurrency)
-            ]
+            connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(url, connector=connector, timeout=timeout)
+            )
             rss = await stack.enter_async_context(RssSampler(pid))
             result = await run_level(
-                clients,
+                aiohttp_sender(session),
                 questions,
                 concurrency,
                 duration_s,
@@ -177,7 +160,7 @@ def measure_level(
             )
         return result, rss.peak_mb
 
-    level, peak = run_async(go())
+    level, peak = run_on_uvloop(go())
     start, end = marks["start"], marks["end"]
     window = level.window_s
     server_cpu = end["server"] - start["server"]

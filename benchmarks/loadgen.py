@@ -1,9 +1,12 @@
 """A closed-loop async load generator and the arithmetic of the benchmark report.
 
-Pure and small on purpose (no project imports), so the tests can drive it against ``httpx.MockTransport``.
+Pure and small on purpose (no project imports). The workers send through a ``Send`` callable: the bench's
+is ``aiohttp_sender`` (aiohttp's client costs the load generator a fraction of httpx's CPU per request, and
+the load generator shares the cores with the gateway it measures); the tests drive ``httpx_sender`` against
+``httpx.MockTransport``.
 
-Closed loop: ``C`` worker coroutines share one ``httpx.AsyncClient``; each sends the next question as soon
-as its previous answer arrives. The first ``warmup_s`` seconds are not counted; after that, every request
+Closed loop: ``C`` worker coroutines share one connection pool; each sends the next question as soon as its
+previous answer arrives. The first ``warmup_s`` seconds are not counted; after that, every request
 that *completes* inside the measurement window counts, and requests still in flight when it closes are
 cancelled and not counted.
 
@@ -23,12 +26,14 @@ import random
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiohttp
 import httpx
+import orjson
 
 #: Used when ``../shared/data/queries.json`` is absent: questions about the project's sample corpus.
 FALLBACK_QUESTIONS: tuple[str, ...] = (
@@ -170,15 +175,77 @@ class LevelResult:
         return percentile(self.latencies_ms, q)
 
 
-Validator = Callable[[httpx.Response], str | None]
-
-
 class HttpAnswer(Protocol):
-    """What ``validate_rag_response`` reads of a response: an httpx one here, a locust one in locustfile.py."""
+    """What the load generator reads of a response: an ``Answer``, an httpx one, or a locust one in
+    locustfile.py."""
 
     status_code: int
 
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
     def json(self) -> Any: ...
+
+
+Validator = Callable[[HttpAnswer], str | None]
+
+
+@dataclass
+class Answer:
+    """One HTTP answer as ``aiohttp_sender`` keeps it: status, headers (case-insensitive), body; the body
+    is parsed at most once however often ``json()`` is called."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    body: bytes
+    _parsed: Any = field(default=None, repr=False)
+
+    def json(self) -> Any:
+        if self._parsed is None:
+            try:
+                self._parsed = orjson.loads(self.body)
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(str(exc)) from exc
+        return self._parsed
+
+
+class TransportError(Exception):
+    """A request that got no HTTP answer (refused, reset, timed out); ``kind`` names the client's error."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+#: Sends one request body (a JSON object) and returns the answer, or raises ``TransportError``.
+Send = Callable[[dict[str, Any]], Awaitable[HttpAnswer]]
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def aiohttp_sender(session: aiohttp.ClientSession, path: str = "/rag") -> Send:
+    """POSTs to ``path`` on ``session`` (its base URL, pool and timeouts)."""
+
+    async def send(payload: dict[str, Any]) -> HttpAnswer:
+        try:
+            async with session.post(path, data=orjson.dumps(payload), headers=JSON_HEADERS) as response:
+                return Answer(response.status, response.headers, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransportError(type(exc).__name__) from exc
+
+    return send
+
+
+def httpx_sender(client: httpx.AsyncClient, path: str = "/rag") -> Send:
+    """POSTs to ``path`` on an httpx client (its base URL and transport: the tests' mock one)."""
+
+    async def send(payload: dict[str, Any]) -> HttpAnswer:
+        try:
+            return await client.post(path, json=payload)
+        except httpx.HTTPError as exc:
+            raise TransportError(type(exc).__name__) from exc
+
+    return send
 
 
 def validate_rag_response(response: HttpAnswer) -> str | None:
@@ -195,7 +262,7 @@ def validate_rag_response(response: HttpAnswer) -> str | None:
     return None
 
 
-def shed_delay(response: httpx.Response, cap_s: float = 5.0) -> float | None:
+def shed_delay(response: HttpAnswer, cap_s: float = 5.0) -> float | None:
     """Seconds to wait when ``response`` is the gateway shedding load (503 with Retry-After), else None."""
     if response.status_code != 503:
         return None
@@ -208,7 +275,7 @@ def shed_delay(response: httpx.Response, cap_s: float = 5.0) -> float | None:
         return 1.0
 
 
-def _body_facts(response: httpx.Response) -> tuple[dict[str, float] | None, bool]:
+def _body_facts(response: HttpAnswer) -> tuple[dict[str, float] | None, bool]:
     """(``timings_ms``, whether the gateway marked the answer as degraded) of a good answer."""
     try:
         body = response.json()
@@ -221,13 +288,12 @@ def _body_facts(response: httpx.Response) -> tuple[dict[str, float] | None, bool
 
 
 async def run_level(
-    client: httpx.AsyncClient | Sequence[httpx.AsyncClient],
+    send: Send | Sequence[Send],
     questions: Sequence[str],
     concurrency: int,
     duration_s: float,
     *,
     warmup_s: float = 0.0,
-    path: str = "/rag",
     k: int | None = None,
     validate: Validator = validate_rag_response,
     on_window_start: Callable[[], None] | None = None,
@@ -237,7 +303,7 @@ async def run_level(
     """Closed-loop load: ``concurrency`` workers for ``warmup_s + duration_s`` seconds; see the module doc.
 
     ``on_window_start``/``on_window_end`` run at the window's edges (e.g. to read the server's CPU time).
-    Several clients: worker ``i`` uses client ``i mod n`` (see ``clients_for``).
+    Several senders: worker ``i`` uses sender ``i mod n``.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
@@ -250,11 +316,11 @@ async def run_level(
     def counted(finished: float) -> bool:
         return len(window) >= 1 and finished >= window[0] and (len(window) < 2 or finished <= window[1])
 
-    clients = [client] if isinstance(client, httpx.AsyncClient) else list(client)
-    if not clients:
-        raise ValueError("no client")
+    senders = list(send) if isinstance(send, Sequence) else [send]
+    if not senders:
+        raise ValueError("no sender")
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(send: Send) -> None:
         while True:
             payload: dict[str, Any] = {"query": next_question()}
             if k is not None:
@@ -263,13 +329,13 @@ async def run_level(
             reason: str | None
             timings, degraded, shed = None, False, None
             try:
-                response = await client.post(path, json=payload)
+                response = await send(payload)
                 shed = shed_delay(response)
                 reason = validate(response) if shed is None else None
                 if reason is None and shed is None:
                     timings, degraded = _body_facts(response)
-            except httpx.HTTPError as exc:
-                reason = type(exc).__name__
+            except TransportError as exc:
+                reason = exc.kind
             finished = time.perf_counter()
             if shed is not None:
                 if counted(finished):
@@ -289,7 +355,7 @@ async def run_level(
                 await asyncio.sleep(error_backoff_s)  # a dead server must not turn this into a busy loop
 
     tasks = [
-        asyncio.create_task(worker(clients[i % len(clients)]), name=f"load-worker-{i}")
+        asyncio.create_task(worker(senders[i % len(senders)]), name=f"load-worker-{i}")
         for i in range(concurrency)
     ]
     try:
@@ -308,21 +374,6 @@ async def run_level(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return result
-
-
-#: Connections per client of the load generator. httpx's pool does work per request that grows with the
-#: requests it holds: one client of 256 connections took a whole core to send 25 rps, 8 of 32 do not.
-CONNECTIONS_PER_CLIENT = 32
-
-
-def clients_for(concurrency: int, per_client: int = CONNECTIONS_PER_CLIENT) -> list[int]:
-    """The connections of each client of the load generator at ``concurrency``: as few clients as hold at
-    most ``per_client`` each, evenly filled, the larger first: exactly the workers ``run_level`` gives each
-    (worker ``i`` uses client ``i mod n``)."""
-    if concurrency < 1 or per_client < 1:
-        raise ValueError("concurrency and per_client must be >= 1")
-    n = -(-concurrency // per_client)
-    return [concurrency // n + (1 if j < concurrency % n else 0) for j in range(n)]
 
 
 def result_row(

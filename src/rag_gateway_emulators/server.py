@@ -10,10 +10,10 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 from rag_gateway_emulators.background import BackgroundContext
 from rag_gateway_emulators.control_client import EmulatorControl
@@ -30,11 +30,14 @@ __all__ = [
     "build_openai_app",
     "build_sagemaker_app",
     "run_emulate",
+    "run_on_uvloop",
     "running_emulators",
     "serve_forever",
 ]
 
 EXIT_START_FAILED = 2
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -193,10 +196,22 @@ def add_emulate_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def run_on_uvloop(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on uvloop when it is installed (uvicorn[standard] brings it). The emulators and the
+    benchmark's load generator share the cores with the gateway they measure: their own CPU per call is
+    taken from it."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - another platform
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 def run_emulate(args: argparse.Namespace) -> int:
     """Body of ``rag-gateway emulate``: 0 after a clean SIGINT/SIGTERM stop, 2 when a port is taken."""
     try:
-        asyncio.run(
+        run_on_uvloop(
             serve_forever(
                 args.host,
                 args.openai_port,

@@ -1,6 +1,7 @@
 """The pure parts of the benchmark tools: statistics, the bound, /proc parsing, the load generator's results.
 
-No timing assertions: the load generator runs against an in-process ``httpx.MockTransport``.
+No timing assertions: the load generator runs against an in-process ``httpx.MockTransport``, and its aiohttp
+sender against a local aiohttp server.
 """
 
 from __future__ import annotations
@@ -17,18 +18,20 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp import web
 from benchmarks.loadgen import (
-    CONNECTIONS_PER_CLIENT,
     FALLBACK_QUESTIONS,
     RESULT_KEYS,
     LevelResult,
+    aiohttp_sender,
     bound_rps,
-    clients_for,
     cpu_capacity_rps,
     critical_path_s,
     efficiency,
+    httpx_sender,
     load_questions,
     markdown_table,
     median_stages,
@@ -198,7 +201,7 @@ async def test_closed_loop_run_and_the_results_json_shape() -> None:
     edges: list[str] = []
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
         level = await run_level(
-            client,
+            httpx_sender(client),
             questions,
             concurrency=4,
             duration_s=0.3,
@@ -249,7 +252,11 @@ async def test_load_shed_above_the_in_flight_limit_is_counted_apart_from_errors(
     transport, _ = fake_gateway()
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
         level = await run_level(
-            client, ["a", "b full", "c busy"], concurrency=3, duration_s=0.3, error_backoff_s=0.001
+            httpx_sender(client),
+            ["a", "b full", "c busy"],
+            concurrency=3,
+            duration_s=0.3,
+            error_backoff_s=0.001,
         )
     assert level.shed > 0 and level.errors > 0 and level.completed > 0
     assert dict(level.error_kinds) == {"HTTP 503": level.errors}  # only the 503 without Retry-After
@@ -269,11 +276,7 @@ def test_shed_delay_reads_retry_after_only_on_a_503() -> None:
     assert shed_delay(httpx.Response(429, headers={"Retry-After": "1"})) is None
 
 
-async def test_workers_spread_over_several_clients_as_clients_for_sizes_them() -> None:
-    for concurrency in (1, 31, 32, 33, 64, 100, 128, 256):
-        sizes = clients_for(concurrency)
-        assert sum(sizes) == concurrency and max(sizes) <= CONNECTIONS_PER_CLIENT
-        assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+async def test_workers_take_turns_over_several_senders() -> None:
     used: list[str] = []
 
     def transport(name: str) -> httpx.MockTransport:
@@ -288,8 +291,43 @@ async def test_workers_spread_over_several_clients_as_clients_for_sizes_them() -
         httpx.AsyncClient(transport=transport("one"), base_url="http://a.test") as one,
         httpx.AsyncClient(transport=transport("two"), base_url="http://b.test") as two,
     ):
-        level = await run_level([one, two], ["q"], concurrency=4, duration_s=0.1)
+        level = await run_level([httpx_sender(one), httpx_sender(two)], ["q"], concurrency=4, duration_s=0.1)
     assert level.completed > 0 and set(used) == {"one", "two"}
+
+
+async def test_the_aiohttp_sender_posts_json_and_reads_status_headers_and_body() -> None:
+    received: list[object] = []
+
+    async def rag(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        if received[-1] == {"query": "full"}:
+            return web.json_response(
+                {"error": {"type": "overloaded"}}, status=503, headers={"Retry-After": "2"}
+            )
+        return web.json_response({"answer": "yes", "timings_ms": {"embed": 3.0}})
+
+    app = web.Application()
+    app.router.add_post("/rag", rag)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+            send = aiohttp_sender(session)
+            good, full = await send({"query": "q"}), await send({"query": "full"})
+            level = await run_level(send, ["q"], concurrency=2, duration_s=0.1)
+    finally:
+        await runner.cleanup()
+    assert validate_rag_response(good) is None and good.json()["timings_ms"] == {"embed": 3.0}
+    assert shed_delay(full) == 2.0 and validate_rag_response(full) == "HTTP 503"
+    assert received[:2] == [{"query": "q"}, {"query": "full"}]
+    assert level.completed > 0 and level.errors == 0
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:  # the server is gone now
+        failed = await run_level(aiohttp_sender(session), ["q"], concurrency=1, duration_s=0.05)
+    assert failed.completed == 0 and failed.errors > 0
+    assert set(failed.error_kinds) == {"ClientConnectorError"}
 
 
 # --- repeated runs: median and spread ---------------------------------------------------------------------
@@ -400,9 +438,11 @@ def test_machine_info_of_this_machine() -> None:
 async def test_run_level_rejects_bad_arguments() -> None:
     async with httpx.AsyncClient(transport=fake_gateway()[0], base_url="http://gateway.test") as client:
         with pytest.raises(ValueError):
-            await run_level(client, ["q"], concurrency=0, duration_s=0.1)
+            await run_level(httpx_sender(client), ["q"], concurrency=0, duration_s=0.1)
         with pytest.raises(ValueError):
-            await run_level(client, [], concurrency=1, duration_s=0.1)
+            await run_level(httpx_sender(client), [], concurrency=1, duration_s=0.1)
+        with pytest.raises(ValueError):
+            await run_level([], ["q"], concurrency=1, duration_s=0.1)
 
 
 # --- the local stack the scripts start (benchmarks/local_stack.py) ---------------------------------------
