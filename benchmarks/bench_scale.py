@@ -1040,8 +1040,8 @@ def shard_config_overridden(overrides: dict[str, Any]) -> Iterator[None]:
 
     original = edge_store.shard_config
 
-    def patched(dim: int, quantization: bool) -> Any:
-        return overridden_config(original(dim, quantization), overrides)
+    def patched(dim: int, quantization: bool, search_threads: int) -> Any:
+        return overridden_config(original(dim, quantization, search_threads), overrides)
 
     edge_store.shard_config = patched  # type: ignore[assignment]
     try:

@@ -173,6 +173,14 @@ class Settings(EnvSettings):
         description="Embedded store: int8 copies of the vectors in RAM for search (rescored with the "
         "originals, which stay on disk); off = full vectors in RAM.",
     )
+    edge_search_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Embedded store: threads of each collection's search pool. 1 searches a collection's "
+        "segments one after another, which costs the least CPU per request under concurrent load; more "
+        "cut one search's latency on a large corpus of many segments when cores are idle.",
+    )
     qdrant_timeout_s: PositiveFloat = Field(5.0, description="Per-call timeout for a Qdrant server.")
     search_limit_per_query: int = Field(
         5,

@@ -9,6 +9,7 @@ clauses only concern the embedded folder (its lock, the old local-mode layout).
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections import Counter
@@ -627,6 +628,29 @@ async def test_a_second_store_on_a_folder_without_collections_is_told_the_folder
         await first.close()
         if second is not None:
             await second.close()
+
+
+async def test_a_folder_reopened_with_another_search_pool_answers_the_same_and_records_it(
+    embedded_backend: EmbeddedBackend,
+) -> None:
+    """EDGE_SEARCH_THREADS is a load-time setting: no rebuild, same answers, kept in each shard's config."""
+    store = embedded_backend.open()
+    try:
+        await seed(store)
+        before = await store.search_collections(COLLECTIONS, QUERIES, None, 5)
+    finally:
+        await store.close()
+    reopened = EdgeStore(embedded_backend.settings.model_copy(update={"edge_search_threads": 3}))
+    try:
+        after = await reopened.search_collections(COLLECTIONS, QUERIES, None, 5)
+    finally:
+        await reopened.close()
+    for name in COLLECTIONS:
+        assert [[h.id for h in q] for q in hit_lists(after, name)] == [
+            [h.id for h in q] for q in hit_lists(before, name)
+        ]
+        recorded = json.loads((embedded_backend.folder / name / "edge_config.json").read_text())
+        assert recorded["max_search_threads"] == 3
 
 
 def tree(folder: Path) -> dict[str, int]:

@@ -58,7 +58,11 @@ LOCK_FILE = ".lock"
 LOCAL_MODE_MARKERS = ("meta.json", "collection")
 
 
-def shard_config(dim: int, quantization: bool) -> edge.EdgeConfig:
+#: BM25 vectors, with the IDF modifier, as every shard of this store has them.
+SPARSE_PARAMS = edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)
+
+
+def shard_config(dim: int, quantization: bool, search_threads: int) -> edge.EdgeConfig:
     """Dot product on unit vectors (cosine); with quantization, int8 copies in RAM and originals on disk.
     BM25 vectors with the IDF modifier."""
     if quantization:
@@ -74,10 +78,20 @@ def shard_config(dim: int, quantization: bool) -> edge.EdgeConfig:
         dense = edge.EdgeVectorParams(size=dim, distance=edge.Distance.Dot, memory=edge.Memory.Cached)
     return edge.EdgeConfig(
         vectors={DENSE_VECTOR: dense},
-        sparse_vectors={SPARSE_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},
+        sparse_vectors={SPARSE_VECTOR: SPARSE_PARAMS},
         hnsw_config=edge.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
         payload_memory=edge.Memory.Cached,
+        max_search_threads=search_threads,
     )
+
+
+def load_config(search_threads: int) -> edge.EdgeConfig:
+    """What loading a shard may set without a rebuild: its search pool. The engine wants the stored
+    vectors named too; the BM25 ones (checked against the shard's) stand for them, the rest is the shard's
+    own. The engine's default pool has a thread per core: a search then hands each segment to it and
+    waits, about twice the CPU of searching in one thread on this store's small collections
+    (docs/performance.md)."""
+    return edge.EdgeConfig(sparse_vectors={SPARSE_VECTOR: SPARSE_PARAMS}, max_search_threads=search_threads)
 
 
 def check_folder(path: Path) -> None:
@@ -121,6 +135,7 @@ class EdgeStore:
     def __init__(self, settings: Settings) -> None:
         self._root = settings.qdrant_path
         self._quantization = settings.edge_quantization
+        self._search_threads = settings.edge_search_threads
         # int8 scores alone lose neighbours; rescoring twice the limit with the originals recovers them
         rescore = edge.QuantizationSearchParams(rescore=True, oversampling=QUANTIZATION_OVERSAMPLING)
         self._params = edge.SearchParams(
@@ -131,10 +146,11 @@ class EdgeStore:
         self._root.mkdir(parents=True, exist_ok=True)
         check_folder(self._root)
         self._lock = _lock_folder(self._root)  # the engine locks each shard; this guards the folder itself
+        loading = load_config(self._search_threads)
         try:
             for shard_dir in sorted(self._root.iterdir()):
                 if (shard_dir / "edge_config.json").is_file() or (shard_dir / "segments").is_dir():
-                    self._shards[shard_dir.name] = edge.EdgeShard.load(str(shard_dir))
+                    self._shards[shard_dir.name] = edge.EdgeShard.load(str(shard_dir), loading)
         except Exception as exc:
             self._close_shards()
             raise _engine_error(self._root, exc) from exc
@@ -181,7 +197,7 @@ class EdgeStore:
             if name in self._shards:
                 continue
             try:
-                config = shard_config(schema.dim, self._quantization)
+                config = shard_config(schema.dim, self._quantization, self._search_threads)
                 shard = edge.EdgeShard.create(str(self._root / name), config)
             except Exception as exc:
                 raise _engine_error(self._root / name, exc) from exc
