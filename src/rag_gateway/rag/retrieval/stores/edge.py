@@ -38,7 +38,6 @@ from rag_gateway.rag.retrieval.stores.base import (
     StoredPoint,
     StoreUnavailableError,
     Vector,
-    hit_of,
     named_vectors,
     sparse_term_ids,
 )
@@ -254,13 +253,15 @@ class EdgeStore:
     def search(
         self, collection: str, vectors: Sequence[SearchVector], author: str | None, limit: int
     ) -> list[list[Hit]]:
-        """One batched query per collection: a hit list per query vector, best first.
+        """One batched query per collection: a hit list per query vector, best first."""
+        return self._search_batch(collection, self._query_batch(vectors, author, limit))
 
-        The queries return ids and scores only; each distinct hit's payload is then read once: the same
-        chunk is found by several queries, and the engine would turn its payload into Python objects for
-        every list it is in. No vectors come back (the reranker's scores come from `dense_scores`)."""
+    def _query_batch(
+        self, vectors: Sequence[SearchVector], author: str | None, limit: int
+    ) -> edge.QueryBatchRequest:
+        """The engine's request for ``vectors``: built once per request, sent to every collection."""
         query_filter = _author_filter(author)
-        batch = edge.QueryBatchRequest(
+        return edge.QueryBatchRequest(
             [
                 edge.QueryRequest(
                     query=_query(vector),
@@ -273,14 +274,24 @@ class EdgeStore:
                 for vector in vectors
             ]
         )
+
+    def _search_batch(self, collection: str, batch: edge.QueryBatchRequest) -> list[list[Hit]]:
+        """The queries return ids and scores only; each distinct hit's payload is then read once: the same
+        chunk is found by several queries, and the engine would turn its payload into Python objects for
+        every list it is in. No vectors come back (the reranker's scores come from `dense_scores`)."""
         results = self._run(collection, lambda shard: shard.query_batch(batch))
         ids = list({point.id: None for points in results for point in points})
         records = self._run(collection, lambda shard: shard.retrieve(ids, True, False)) if ids else []
-        payloads = {str(record.id): record.payload or {} for record in records}
-        return [
-            [hit_of(collection, point, payloads.get(str(point.id), {})) for point in points]
-            for points in results
-        ]
+        # per distinct point, its id as text (the engine gives UUID objects) and its payload, made once
+        found = {record.id: (str(record.id), record.payload or {}) for record in records}
+        hits = []
+        for points in results:
+            ranked = []
+            for point in points:
+                text_id, payload = found.get(point.id) or (str(point.id), {})
+                ranked.append(Hit(text_id, collection, float(point.score), payload))
+            hits.append(ranked)
+        return hits
 
     async def dense_scores(self, vector: Vector, ids: Mapping[str, Sequence[str]]) -> dict[str, float]:
         return self.exact_scores(vector, ids)
@@ -303,10 +314,11 @@ class EdgeStore:
     async def search_collections(
         self, collections: Sequence[str], vectors: Sequence[SearchVector], author: str | None, limit: int
     ) -> dict[str, list[list[Hit]] | GatewayError]:
+        batch = self._query_batch(vectors, author, limit)
         found: dict[str, list[list[Hit]] | GatewayError] = {}
         for name in collections:
             try:
-                found[name] = self.search(name, vectors, author, limit)
+                found[name] = self._search_batch(name, batch)
             except GatewayError as exc:
                 found[name] = exc
         return found
