@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -43,8 +44,19 @@ def lengths(vectors: list[np.ndarray]) -> list[float]:
     return [float(v[0]) for v in vectors]
 
 
+async def held_on_the_model(
+    batchers: list[MicroBatcher], first: str, max_texts: int = 64
+) -> tuple[_Model, MicroBatcher, asyncio.Task[list[np.ndarray]]]:
+    """A one-thread batcher whose first batch (``first``) is on the model until ``model.release`` is set."""
+    model = _Model(hold_first=True)
+    batchers.append(batcher := MicroBatcher(model, window_s=0, max_texts=max_texts))
+    running = asyncio.create_task(batcher.embed([first]))
+    await model.first_run_started()
+    return model, batcher, running
+
+
 @pytest.fixture
-def batchers() -> list[MicroBatcher]:
+def batchers() -> Iterator[list[MicroBatcher]]:
     made: list[MicroBatcher] = []
     yield made
     for batcher in made:
@@ -83,10 +95,7 @@ async def test_a_failed_run_fails_every_caller_in_it_and_the_next_run_works(
 async def test_a_caller_cancelled_while_queued_is_left_out_and_the_others_are_served(
     batchers: list[MicroBatcher],
 ) -> None:
-    model = _Model(hold_first=True)
-    batchers.append(batcher := MicroBatcher(model, window_s=0, max_texts=64))
-    first = asyncio.create_task(batcher.embed(["a"]))
-    await model.first_run_started()
+    model, batcher, first = await held_on_the_model(batchers, "a")
     doomed = asyncio.create_task(batcher.embed(["xx"]))
     survivor = asyncio.create_task(batcher.embed(["yyy"]))
     await asyncio.sleep(0)  # both are queued behind the running batch
@@ -102,10 +111,7 @@ async def test_a_caller_cancelled_while_queued_is_left_out_and_the_others_are_se
 async def test_callers_arriving_while_a_batch_runs_leave_together_in_the_next_one(
     batchers: list[MicroBatcher],
 ) -> None:
-    model = _Model(hold_first=True)
-    batchers.append(batcher := MicroBatcher(model, window_s=0, max_texts=64))
-    first = asyncio.create_task(batcher.embed(["a"]))
-    await model.first_run_started()
+    model, batcher, first = await held_on_the_model(batchers, "a")
     later = [asyncio.create_task(batcher.embed([text])) for text in ("bb", "ccc", "dddd")]
     await asyncio.sleep(0)
     model.release.set()
@@ -117,10 +123,7 @@ async def test_callers_arriving_while_a_batch_runs_leave_together_in_the_next_on
 async def test_a_backlog_larger_than_a_batch_is_split_without_splitting_a_caller(
     batchers: list[MicroBatcher],
 ) -> None:
-    model = _Model(hold_first=True)
-    batchers.append(batcher := MicroBatcher(model, window_s=0, max_texts=3))
-    first = asyncio.create_task(batcher.embed(["x"]))
-    await model.first_run_started()
+    model, batcher, first = await held_on_the_model(batchers, "x", max_texts=3)
     backlog = [asyncio.create_task(batcher.embed(texts)) for texts in (["a", "b"], ["c", "d"], ["e"])]
     await asyncio.sleep(0)
     model.release.set()
