@@ -292,15 +292,16 @@ class Settings(EnvSettings):
     onnx_threads: int | None = Field(
         None,
         ge=1,
-        description="Threads per ONNX session; default cores / CPU_POOL_WORKERS, so pool threads never "
-        "oversubscribe the cores.",
+        description="Threads per ONNX session; default cores / CPU_POOL_WORKERS, so the embedding threads "
+        "never oversubscribe the cores.",
     )
     gil_switch_interval_ms: float = Field(
         0.5,
         gt=0,
         le=100,
-        description="How long the event loop may hold the GIL before a pool thread that waits for it gets "
-        "its turn (Python's default: 5 ms, which makes embedding batches queue behind the loop under load).",
+        description="How long the event loop may hold the GIL before an embedding thread that waits for it "
+        "gets its turn (Python's default: 5 ms, which makes embedding batches queue behind the loop under "
+        "load).",
     )
 
     @model_validator(mode="after")

@@ -100,7 +100,7 @@ class AppState:
 @asynccontextmanager
 async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[AppState]:
     async with AsyncExitStack() as stack:
-        # The pool's threads (embedding) need the GIL back between their model runs; at Python's 5 ms
+        # The embedding threads need the GIL back between their model runs; at Python's 5 ms
         # interval each hand-back waits behind the busy event loop (docs/performance.md).
         previous_interval = sys.getswitchinterval()
         sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)

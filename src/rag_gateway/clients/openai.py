@@ -166,29 +166,32 @@ async def post_json(client: openai.AsyncOpenAI, path: str, body: bytes) -> bytes
     pool, one attempt) and return the answer's body, raising the SDK's own error classes.
 
     Goes straight to the aiohttp session under the SDK's pooled client: no options models, header
-    merging, URL re-parsing, httpx request and response objects or response pipeline. About 0.35 ms of
-    client CPU per call through the SDK's machinery, 0.16 ms less through httpx alone
-    (docs/performance.md). The transport is the SDK's private ``_client._transport`` (the SDK version is
-    pinned); any other client layout takes the SDK's ``post``.
+    merging, URL re-parsing, httpx request and response objects or response pipeline, which cost
+    event-loop CPU on every call (docs/performance.md). The transport is the SDK's private
+    ``_client._transport`` (the SDK version is pinned); any other client layout takes the SDK's ``post``.
     """
     route = _route(client)
     if route is None:  # pragma: no cover - another SDK layout: its own path
         return (await client.post(path, cast_to=httpx2.Response, content=body)).content
     url = route.base + path.lstrip("/")
-    request = httpx2.Request  # the SDK's errors carry an httpx request; built only on a failure
     headers = {**route.headers, "X-Request-ID": current_request_id()}
     try:
         async with route.session().post(url, data=body, headers=headers, timeout=route.timeout) as response:
             content = await response.read()
             status, raw_headers = response.status, response.raw_headers
     except TimeoutError as exc:  # aiohttp's connect and read timeouts are TimeoutErrors
-        raise openai.APITimeoutError(request=request("POST", url)) from exc
+        raise openai.APITimeoutError(request=_failed_request(url)) from exc
     except (aiohttp.ClientError, ssl.SSLError, OSError) as exc:
-        raise openai.APIConnectionError(request=request("POST", url)) from exc
+        raise openai.APIConnectionError(request=_failed_request(url)) from exc
     if status >= 400:
-        answer = httpx2.Response(status, headers=raw_headers, content=content, request=request("POST", url))
+        answer = httpx2.Response(status, headers=raw_headers, content=content, request=_failed_request(url))
         raise openai.APIStatusError(f"Error code: {status}", response=answer, body=_json_or_none(content))
     return content
+
+
+def _failed_request(url: str) -> httpx2.Request:
+    """The httpx request the SDK's error classes carry; made only when a call fails."""
+    return httpx2.Request("POST", url)
 
 
 def _json_or_none(content: bytes) -> object:

@@ -1,4 +1,5 @@
-"""One bounded thread pool for all CPU work (embedding, reranking, local vector search).
+"""One bounded thread pool for the CPU work besides query embedding (reranking, token counting, model
+loading); query embedding has its own threads (`rag.retrieval.batching`).
 
 onnxruntime and numpy release the GIL, so threads give real parallelism while the event loop stays free.
 The queue in front of the pool is bounded too: past ``max_queue`` waiting jobs a caller is turned away at

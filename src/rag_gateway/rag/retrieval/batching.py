@@ -3,8 +3,8 @@
 A coroutine queues its texts and awaits a future; ``workers`` threads take batches off the queue, run the
 model and hand each caller its vectors back on the event loop, one hand-over per batch. A thread that
 finishes a batch takes the next one at once, without a round trip through the event loop: under load the
-loop is busy and every hop (a task to start, a pool future to resolve, a callback to run) leaves the model
-idle for a few milliseconds, which at full load cost about a third of the threads' time (docs/performance.md).
+loop is busy, and every hop (a task to start, a pool future to resolve, a callback to run) would leave the
+model idle meanwhile (docs/performance.md).
 
 A batch leaves when it holds ``max_texts`` texts or when its oldest text has waited ``window_s``; under a
 backlog the oldest texts have waited already, so batches leave full and at once. Batches are capped because

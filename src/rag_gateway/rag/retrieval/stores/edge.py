@@ -88,8 +88,7 @@ def load_config(search_threads: int) -> edge.EdgeConfig:
     """What loading a shard may set without a rebuild: its search pool. The engine wants the stored
     vectors named too; the BM25 ones (checked against the shard's) stand for them, the rest is the shard's
     own. The engine's default pool has a thread per core: a search then hands each segment to it and
-    waits, about twice the CPU of searching in one thread on this store's small collections
-    (docs/performance.md)."""
+    waits, which costs more CPU than searching in one thread on small collections (docs/performance.md)."""
     return edge.EdgeConfig(sparse_vectors={SPARSE_VECTOR: SPARSE_PARAMS}, max_search_threads=search_threads)
 
 
