@@ -23,6 +23,8 @@ EmbeddingVariant = Literal["int8", "int8-vnni"]
 DEFAULT_EMBEDDING_VARIANT: EmbeddingVariant = "int8-vnni"
 #: The file ``make install`` builds into EMBEDDING_TOKENIZER_DIR for the ``int8-vnni`` variant.
 VNNI_MODEL_FILE = "model-int8-vnni.onnx"
+#: The output of a model file that pools in its graph: one unit vector per text (the int8-vnni build).
+POOLED_OUTPUT = "sentence_embedding"
 #: Rerank with the embedding model (cosine of the query and the vectors stored at ingest).
 EMBEDDING_RERANKER_ID = "embedding"
 

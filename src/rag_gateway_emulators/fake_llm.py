@@ -6,6 +6,7 @@ the same input always gives the same output, which keeps end-to-end tests reprod
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -291,15 +292,16 @@ _CHUNK = re.compile(
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
-def parse_prompt(prompt: str) -> tuple[str, list[Chunk]]:
-    """The user query and the context chunks of a prompt laid out like the LLM Engineer's Handbook's."""
+def parse_prompt(prompt: str, max_chunks: int | None = None) -> tuple[str, list[Chunk]]:
+    """The user query and the context chunks (the first ``max_chunks``) of a prompt laid out like the LLM
+    Engineer's Handbook's."""
     query_match = _QUERY.search(prompt)
     query = query_match.group(1).strip() if query_match else ""
     context_match = _CONTEXT.search(prompt)  # the section's own line, never "Context:" inside a turn
     context = prompt[context_match.end() :] if context_match else prompt.partition("Context:")[2]
     chunks = [
         Chunk(m["author"].strip(), m["platform"].strip(), " ".join(m["content"].split()))
-        for m in _CHUNK.finditer(context)
+        for m in itertools.islice(_CHUNK.finditer(context), max_chunks)
     ]
     return query, chunks
 
@@ -318,7 +320,7 @@ def _source(chunk: Chunk) -> str:
 
 def grounded_answer(prompt: str) -> str:
     """The emulated model's whole answer to a Handbook-style prompt (before any limit cuts it)."""
-    query, chunks = parse_prompt(prompt)
+    query, chunks = parse_prompt(prompt, max_chunks=2)  # the answer cites the first two at most
     if not chunks:
         about = f' "{query}"' if query else " this request"
         return f"The provided context is empty, so there is nothing to ground an answer to{about} in."

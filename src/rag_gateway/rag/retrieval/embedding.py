@@ -4,6 +4,7 @@ fastembed model by id."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from rag_gateway.config import OFFLINE_EMBEDDING_MODEL_ID, VNNI_MODEL_FILE, Settings
+from rag_gateway.config import OFFLINE_EMBEDDING_MODEL_ID, POOLED_OUTPUT, VNNI_MODEL_FILE, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ class OfflineModel:
     """The offline MiniLM on onnxruntime directly: fastembed's tokenizer set-up (its ``load_tokenizer``:
     truncation at ``model_max_length``, padding to the longest text of a batch) and its pooling (mean over
     the attention mask in float64, then L2), so the vectors are fastembed's to the bit, with session
-    options fastembed does not expose."""
+    options fastembed does not expose. A model that pools in its graph (the ``int8-vnni`` build) returns
+    the unit vectors itself."""
 
     def __init__(
         self, model_file: Path, tokenizer_dir: Path, threads: int, disabled_optimizers: Sequence[str] = ()
@@ -72,6 +74,10 @@ class OfflineModel:
         import onnxruntime as ort
         from fastembed.common.preprocessor_utils import load_tokenizer
 
+        # A tokenizer's batch otherwise goes to its own thread pool and back: under load both cores are
+        # busy, and the embedding thread waited for a pool thread to be scheduled. (The variable is the
+        # tokenizers library's own switch; one set by the user wins.)
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.tokenizer, _ = load_tokenizer(tokenizer_dir)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -86,6 +92,8 @@ class OfflineModel:
             )
         self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         self._with_token_types = "token_type_ids" in {i.name for i in self.session.get_inputs()}
+        #: True when the graph ends in the pooling and the normalisation (`vnni_build.pool_in_graph`).
+        self.pools_in_graph = self.session.get_outputs()[0].name == POOLED_OUTPUT
 
     def embed_matrix(self, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]:
         parts = []
@@ -96,12 +104,18 @@ class OfflineModel:
             feed = {"input_ids": ids, "attention_mask": mask}
             if self._with_token_types:
                 feed["token_type_ids"] = np.zeros_like(ids)
-            hidden = self.session.run(None, feed)[0]
-            summed = np.sum(hidden, axis=1, where=mask[:, :, np.newaxis].astype(bool), dtype=np.float64)
-            pooled = summed / np.maximum(np.sum(mask, axis=1, keepdims=True), 1e-9)
-            norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            parts.append((pooled / norms).astype(np.float32))
+            output = self.session.run(None, feed)[0]
+            parts.append(output if self.pools_in_graph else mean_pooled_unit(output, mask))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def mean_pooled_unit(hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+    """fastembed's pooling: the mean of the token states over the attention mask (float64), then L2."""
+    summed = np.sum(hidden, axis=1, where=mask[:, :, np.newaxis].astype(bool), dtype=np.float64)
+    pooled = summed / np.maximum(np.sum(mask, axis=1, keepdims=True), 1e-9)
+    norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    unit: npt.NDArray[np.float32] = (pooled / norms).astype(np.float32)
+    return unit
 
 
 def _load_offline(settings: Settings) -> OfflineModel:
@@ -163,6 +177,8 @@ class Embedder:
             return []
         if isinstance(self._model, OfflineModel):
             matrix = self._model.embed_matrix(texts, batch_size)
+            if self._model.pools_in_graph:  # unit length already, and no numpy call that waits for the GIL
+                return list(matrix)
         else:
             matrix = np.asarray(list(self._model.embed(list(texts), batch_size=batch_size)), dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
