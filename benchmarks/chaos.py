@@ -137,8 +137,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--fault-rate", type=float, default=0.07)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rag-chaos-") as tmp:
+        run_chaos(args, Path(tmp))
+
+
+def run_chaos(args: argparse.Namespace, workdir: Path) -> None:
+    """One run against a fresh store in WORKDIR, which the caller removes."""
     openai_port, sagemaker_port = free_port(), free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="rag-chaos-"))
     env = gateway_env(
         workdir,
         openai_port,

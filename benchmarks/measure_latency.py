@@ -92,8 +92,13 @@ def main() -> None:
     parser.add_argument("--token-seconds", type=float, default=0.03, help="--stream: seconds per token")
     args = parser.parse_args()
 
+    with tempfile.TemporaryDirectory(prefix="rag-latency-") as tmp:
+        measure(args, Path(tmp))
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> None:
+    """One run against a fresh store in WORKDIR, which the caller removes."""
     openai_port, sagemaker_port = free_port(), free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="rag-latency-"))
     env = gateway_env(workdir, openai_port, sagemaker_port)
     ingest(args.ingest, env)
     with Processes() as procs:
