@@ -33,6 +33,7 @@ import httpx
 from benchmarks.bench import SHARED, base_env, measure_level
 from benchmarks.loadgen import load_questions, median_stages
 from benchmarks.local_stack import Processes, free_port, start_emulators, start_gateway
+from rag_gateway.rag.retrieval.stores.folder_copy import copy_store_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if store:
                         folder = workdir / f"qdrant-{name}"
                         shutil.rmtree(folder, ignore_errors=True)
-                        shutil.copytree(store, folder)
+                        copy_store_folder(Path(store), folder)
                         env["QDRANT_PATH"] = str(folder)
                     env.pop("QDRANT_FROM", None)
                     if source != "-":

@@ -80,6 +80,7 @@ from benchmarks.local_stack import (
     wait_for,
 )
 from benchmarks.machine import describe_machine, machine_info
+from rag_gateway.rag.retrieval.stores.folder_copy import copy_store_folder
 from rag_gateway_emulators.server import run_on_uvloop
 
 ROOT = Path(__file__).resolve().parents[1]  # the project root
@@ -343,13 +344,13 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
     # 1. ingest, a private copy for the baseline, and the CPU model in isolation (the folder is unlocked now)
     t0 = time.monotonic()
     if args.qdrant_from:
-        shutil.copytree(args.qdrant_from, workdir / "qdrant")
+        copy_store_folder(args.qdrant_from, workdir / "qdrant")
         print(f"qdrant: copied {args.qdrant_from} (no ingest)", flush=True)
     else:
         ingest(corpus, env, cwd=ROOT)
         print(f"ingest: {time.monotonic() - t0:.1f} s", flush=True)
     if not args.skip_baseline:
-        shutil.copytree(workdir / "qdrant", workdir / "qdrant-baseline")
+        copy_store_folder(workdir / "qdrant", workdir / "qdrant-baseline")
     calibration_cmd = [sys.executable, "-m", "benchmarks.cpu_model", "-n", str(args.calibration_requests)]
     if args.queries:
         calibration_cmd += ["--queries", str(args.queries), "--seed", str(args.seed)]

@@ -30,7 +30,6 @@ def model_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 # --- live servers ------------------------------------------------------------------------------------
 import asyncio  # noqa: E402
-import shutil  # noqa: E402
 import socket  # noqa: E402
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator  # noqa: E402
 
@@ -38,6 +37,7 @@ import httpx  # noqa: E402
 
 from rag_gateway.app import create_app  # noqa: E402
 from rag_gateway.ingest import IngestReport, ingest_paths  # noqa: E402
+from rag_gateway.rag.retrieval.stores.folder_copy import copy_store_folder  # noqa: E402
 from rag_gateway_emulators import EmulatorThread  # noqa: E402
 from rag_gateway_emulators.qdrant_emulator import QdrantEmulatorThread  # noqa: E402
 from rag_gateway_emulators.server import RunningEmulators  # noqa: E402
@@ -160,7 +160,7 @@ def start_gateway(
 
     def start(**overrides: object) -> str:
         qdrant_copy = tmp_path / f"qdrant-{len(started)}"
-        shutil.copytree(ingested_qdrant, qdrant_copy, ignore=shutil.ignore_patterns(".lock"))
+        copy_store_folder(ingested_qdrant, qdrant_copy)
         server = GatewayThread(create_app(gateway_settings(emulators, qdrant_copy, **overrides)))
         started.append(server)
         return server.start()

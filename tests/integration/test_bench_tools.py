@@ -50,6 +50,7 @@ from benchmarks.loadgen import (
 from benchmarks.machine import ISA_FLAGS, describe_machine, machine_info, parse_cpuinfo, parse_meminfo_gib
 
 from rag_gateway.config import COLLECTIONS, Settings
+from rag_gateway.rag.retrieval.stores.folder_copy import copy_store_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -490,7 +491,7 @@ def test_the_model_work_calibration_searches_the_ingested_store(
     from benchmarks.cpu_model import measure
 
     copy = tmp_path / "qdrant"
-    shutil.copytree(ingested_qdrant, copy)  # the test gateway holds the original's lock
+    copy_store_folder(ingested_qdrant, copy)  # the test gateway holds the original's lock
     settings = model_settings.model_copy(update={"qdrant_path": copy})
     result = measure(settings, ["What is RAG?", "How do I fine-tune an LLM?"], requests=2, warmup=0)
     searched = set(result["collections"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from rag_gateway.rag.retrieval.stores.folder_copy import copy_store_folder
 from rag_gateway_emulators.server import RunningEmulators
 from tests.conftest import MODEL_DIR, closed_port_url, eventually
 
@@ -58,7 +58,7 @@ async def test_sigterm_lets_the_in_flight_request_finish_then_exits_0(
     emulators: RunningEmulators, ingested_qdrant: Path, tmp_path: Path
 ) -> None:
     qdrant = tmp_path / "qdrant"
-    shutil.copytree(ingested_qdrant, qdrant, ignore=shutil.ignore_patterns(".lock"))
+    copy_store_folder(ingested_qdrant, qdrant)
     port = int(closed_port_url().rsplit(":", 1)[1])
     process = _serve(emulators, qdrant, port)
     url = f"http://127.0.0.1:{port}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from rag_gateway.config import Settings
 from rag_gateway.ingest import ingest_paths
 from rag_gateway.observability.metrics import Metrics
 from rag_gateway.rag.retrieval.stores import StoreUnavailableError
+from rag_gateway.rag.retrieval.stores.folder_copy import copy_store_folder
 from rag_gateway.state import open_app_state
 from rag_gateway_emulators import RunningEmulators
 from tests.conftest import gateway_settings
@@ -70,7 +70,7 @@ def gateway_on(emulators: RunningEmulators, tmp_path: Path) -> Iterator[object]:
 
     def start(store: Path, **overrides: object) -> str:
         copy = tmp_path / f"store-{len(started)}"
-        shutil.copytree(store, copy)
+        copy_store_folder(store, copy)
         server = GatewayThread(create_app(gateway_settings(emulators, copy, **overrides)))
         started.append(server)
         return server.start()
@@ -137,7 +137,7 @@ async def test_an_index_of_another_shape_is_refused_with_the_rebuild_command(
     emulators: RunningEmulators, ingested_qdrant: Path, tmp_path: Path
 ) -> None:
     copy = tmp_path / "older"
-    shutil.copytree(ingested_qdrant, copy)
+    copy_store_folder(ingested_qdrant, copy)
     layout = json.loads((copy / "store.json").read_text())
     for schema in layout["schemas"].values():
         schema["bm25"]["k"] = 0.9  # built with other BM25 parameters
@@ -155,7 +155,7 @@ async def test_the_gateway_hands_the_gil_back_sooner_while_it_serves(
 ) -> None:
     """GIL_SWITCH_INTERVAL_MS holds while the services are up and Python's own value comes back after."""
     copy = tmp_path / "store"
-    shutil.copytree(ingested_qdrant, copy)  # the session's gateway holds the original's lock
+    copy_store_folder(ingested_qdrant, copy)  # the session's gateway holds the original's lock
     before = sys.getswitchinterval()
     async with open_app_state(gateway_settings(emulators, copy, gil_switch_interval_ms=0.25), Metrics()):
         assert sys.getswitchinterval() == pytest.approx(0.00025)

@@ -14,7 +14,6 @@ skipped with the reason (``dense`` falls back to no override, which is what the 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from rag_gateway.observability.metrics import Metrics
 from rag_gateway.rag.outcome import RequestOutcome, StageTimings
 from rag_gateway.rag.pipeline import RagPipeline
 from rag_gateway.rag.retrieval.stores import AUTHOR_NAME_KEY
+from rag_gateway.rag.retrieval.stores.folder_copy import copy_store_folder
 from rag_gateway.state import open_app_state
 
 SAMPLE_CORPUS = Path(str(files("rag_gateway") / "sample_corpus"))
@@ -278,7 +278,7 @@ def run_evaluation(
     ):
         base_store = Path(folder) / "qdrant"
         if seed_store is not None:
-            shutil.copytree(seed_store, base_store, ignore=shutil.ignore_patterns(".lock"))
+            copy_store_folder(seed_store, base_store)
         settings = eval_settings(base, emulators.openai_url, emulators.sagemaker_url, base_store)
         report = asyncio.run(ingest_paths(paths, settings, progress=progress))
         _progress(progress, f"eval: {report.summary()}")
