@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from rag_gateway.rag.retrieval.stores.folder_copy import copy_store_folder
@@ -37,6 +36,6 @@ def test_a_copy_has_the_same_bytes_and_keeps_the_holes(tmp_path: Path) -> None:
         assert copied.stat().st_size == original.stat().st_size
         assert copied.read_bytes() == original.read_bytes()
     assert not (copy / ".lock").exists()
-    if os.stat(wal).st_blocks * 512 < 4 * MIB:  # this file system keeps holes: the copy must too
+    if wal.stat().st_blocks * 512 < 4 * MIB:  # this file system keeps holes: the copy must too
         copied_wal = copy / wal.relative_to(source)
         assert copied_wal.stat().st_blocks * 512 < 4 * MIB
