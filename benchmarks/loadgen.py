@@ -95,12 +95,28 @@ def percentile(values: Iterable[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+#: A request's ``total`` less its stages: the event loop's turns between them, which grow under load.
+BETWEEN_STAGES = "between stages"
+#: The stages that run at the same time (the two OpenAI calls): only the longer one adds to ``total``.
+CONCURRENT_STAGES = ("expand", "self_query")
+
+
+def between_stages_ms(sample: Mapping[str, float]) -> float:
+    """``total`` minus the stages it is made of, for one response's ``timings_ms``."""
+    concurrent = max((sample.get(stage, 0.0) for stage in CONCURRENT_STAGES), default=0.0)
+    sequential = sum(ms for stage, ms in sample.items() if stage not in ("total", *CONCURRENT_STAGES))
+    return sample["total"] - concurrent - sequential
+
+
 def median_stages(timings: Iterable[Mapping[str, float]]) -> dict[str, float]:
-    """Per stage, the median of the gateway's own ``timings_ms`` over many responses."""
+    """Per stage, the median of the gateway's own ``timings_ms`` over many responses, and the median time
+    between stages (`between_stages_ms`)."""
     per_stage: dict[str, list[float]] = {}
     for sample in timings:
         for stage, ms in sample.items():
             per_stage.setdefault(stage, []).append(float(ms))
+        if "total" in sample:
+            per_stage.setdefault(BETWEEN_STAGES, []).append(between_stages_ms(sample))
     return {stage: statistics.median(values) for stage, values in per_stage.items()}
 
 

@@ -23,10 +23,12 @@ import httpx
 import pytest
 from aiohttp import web
 from benchmarks.loadgen import (
+    BETWEEN_STAGES,
     FALLBACK_QUESTIONS,
     RESULT_KEYS,
     LevelResult,
     aiohttp_sender,
+    between_stages_ms,
     bound_rps,
     cpu_capacity_rps,
     critical_path_s,
@@ -81,6 +83,19 @@ def test_percentile_edge_cases() -> None:
 def test_median_stages_per_stage() -> None:
     samples = [{"embed": 10.0, "search": 4.0}, {"embed": 30.0, "search": 6.0}, {"embed": 20.0}]
     assert median_stages(samples) == {"embed": 20.0, "search": 5.0}
+
+
+def test_the_time_between_stages_counts_the_concurrent_openai_calls_once() -> None:
+    sample = {
+        "self_query": 150.0,
+        "expand": 160.0,
+        "embed": 40.0,
+        "search": 1.0,
+        "llm": 600.0,
+        "total": 810.0,
+    }
+    assert between_stages_ms(sample) == pytest.approx(9.0)
+    assert median_stages([sample, {**sample, "total": 820.0}])[BETWEEN_STAGES] == pytest.approx(14.0)
 
 
 # --- the bound -------------------------------------------------------------------------------------------

@@ -56,22 +56,28 @@ class QueryUnderstanding:
             return cached
         skipped_before = len(outcome.degraded)
         timings = outcome.timings
-        author, queries = await asyncio.gather(
+        # the self-query in a task of its own, the expansion in this one: a gather would make each a task
+        # and cost two more turns of the event loop before the request goes on
+        self_query = asyncio.create_task(
             optional_step(
                 "self_query",
                 timings.timed("self_query", self._self_query.extract_author(query)),
                 None,
                 outcome,
                 self._budget_s,
-            ),
-            optional_step(
+            )
+        )
+        try:
+            queries = await optional_step(
                 "expand",
                 timings.timed("expand", self._expander.expand(query)),
                 [query],
                 outcome,
                 self._budget_s,
-            ),
-        )
+            )
+            author = await self_query
+        finally:
+            self_query.cancel()  # a no-op once it is done; else this request was cancelled
         if len(outcome.degraded) == skipped_before:
             self._cache.put(query, author, queries)
         return author, queries
