@@ -12,6 +12,7 @@ that arrived meanwhile. A control call's speed is never what a test checks.
 from __future__ import annotations
 
 import functools
+import logging
 import ssl
 from collections.abc import Collection
 from typing import Any
@@ -20,6 +21,8 @@ import httpx
 
 from rag_gateway_emulators.control import PREFIX
 from rag_gateway_emulators.faults import Fault
+
+logger = logging.getLogger("rag_gateway_emulators.control")
 
 
 @functools.cache
@@ -44,13 +47,29 @@ class EmulatorControl:
         return f"EmulatorControl({self.base_url!r})"
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        async with httpx.AsyncClient(
-            base_url=self.base_url, timeout=self._timeout, verify=_tls_context(), trust_env=False
-        ) as client:
-            response = await client.request(method, f"{PREFIX}{path}", json=body)
+        # a call that is safe to repeat (all but POST) is sent once more, on a new connection, when its
+        # answer does not come in time: once, in a full test run, a read of the request log got no answer
+        # for 60 s while the other emulator on the same event loop had just answered (cause not found)
+        attempts = 1 if method == "POST" else 2
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await self._send(method, path, body)
+                break
+            except httpx.TimeoutException:
+                if attempt == attempts:
+                    raise
+                logger.warning(
+                    "%s %s%s: no answer within %s s; sending it again", method, PREFIX, path, self._timeout
+                )
         if response.status_code >= 400:
             raise RuntimeError(f"{method} {PREFIX}{path} failed ({response.status_code}): {response.text}")
         return response.json()
+
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+        async with httpx.AsyncClient(
+            base_url=self.base_url, timeout=self._timeout, verify=_tls_context(), trust_env=False
+        ) as client:
+            return await client.request(method, f"{PREFIX}{path}", json=body)
 
     async def add_fault(self, **fields: Any) -> dict[str, Any]:
         """Queue a fault (the fields of ``Fault``); validated here first so a typo fails in the caller."""
