@@ -254,6 +254,14 @@ class Settings(EnvSettings):
         le=256,
         description="Texts per embedding batch (default: two requests' worth, 2 x QUERY_EXPANSION_N).",
     )
+    embed_thread_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Nice levels the embedding threads run below the event loop (Linux; elsewhere "
+        "ignored): when both want a core, the event loop, which every request's next step waits for, "
+        "gets it first. 0 = the same priority.",
+    )
     query_cache_size: int = Field(
         4096, ge=0, description="Self-query + expansion results kept per query text; 0 = off."
     )

@@ -132,6 +132,7 @@ async def open_app_state(settings: Settings, metrics: Metrics) -> AsyncIterator[
             batch_window_s=settings.embed_batch_window_ms / 1000,
             workers=settings.effective_embed_batches_in_flight,
             batch_max_texts=settings.effective_embed_batch_max_texts,
+            nice=settings.embed_thread_nice,
         )
         stack.push_async_callback(asyncio.to_thread, query_embedder.close)
         metrics.embed_queue.set_function(lambda: query_embedder.pending)

@@ -4,6 +4,8 @@ own vectors, and a thread that finishes a batch takes the next without the event
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -158,3 +160,21 @@ async def test_close_finishes_the_running_batch_cancels_the_queue_and_refuses_ne
     with pytest.raises(OverloadedError):
         await batcher.embed(["c"])
     assert model.runs == [["a"]]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is a Linux feature")
+async def test_the_embedding_threads_run_below_the_event_loop_and_leave_its_priority_alone(
+    batchers: list[MicroBatcher],
+) -> None:
+    loop_thread = threading.get_native_id()
+    loop_nice = os.getpriority(os.PRIO_PROCESS, loop_thread)
+    seen: list[int] = []
+
+    def model(texts: list[str]) -> list[np.ndarray]:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return [np.zeros(1, dtype=np.float32) for _ in texts]
+
+    batchers.append(batcher := MicroBatcher(model, window_s=0, max_texts=1, workers=2, nice=3))
+    await asyncio.wait_for(asyncio.gather(batcher.embed(["a"]), batcher.embed(["b"])), WAIT_S)
+    assert seen == [min(19, loop_nice + 3)] * 2
+    assert os.getpriority(os.PRIO_PROCESS, loop_thread) == loop_nice

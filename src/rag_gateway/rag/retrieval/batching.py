@@ -10,6 +10,10 @@ A batch leaves when it holds ``max_texts`` texts or when its oldest text has wai
 backlog the oldest texts have waited already, so batches leave full and at once. Batches are capped because
 a small model on a CPU costs about the same per text in a batch of 3 as in a batch of 18: a bigger batch
 saves little and makes its first callers wait for its last. A caller's texts never split across batches.
+
+The threads can run ``nice`` levels below the event loop. Every request's next step waits for the event
+loop, many times per request; a batch is one step. When both want the last core, the loop should get it
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 
 from rag_gateway.errors import OverloadedError
 from rag_gateway.rag.retrieval.embedding import Vector
+from rag_gateway.runtime.thread_priority import lower_this_thread
 
 Compute = Callable[[list[str]], list[Vector]]
 
@@ -46,8 +51,10 @@ class MicroBatcher:
         max_texts: int = 64,
         workers: int = 1,
         name: str = "rag-embed",
+        nice: int = 0,
     ) -> None:
         self._compute = compute
+        self._nice = nice
         self._window_s = window_s
         self._max_texts = max_texts
         self._ready = threading.Condition()
@@ -89,6 +96,7 @@ class MicroBatcher:
 
     # --- the worker threads -----------------------------------------------------------------------------
     def _work(self) -> None:
+        lower_this_thread(self._nice)
         while (batch := self._next_batch()) is not None:
             try:
                 vectors = self._compute([text for waiter in batch for text in waiter.texts])

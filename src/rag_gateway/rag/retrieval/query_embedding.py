@@ -21,10 +21,11 @@ class QueryEmbedder:
         batch_window_s: float = 0.0,
         workers: int = 1,
         batch_max_texts: int = 64,
+        nice: int = 0,
     ) -> None:
         self._cache = cache or EmbeddingCache(0)
         self._batcher = MicroBatcher(
-            embedder.embed, batch_window_s, max_texts=batch_max_texts, workers=workers
+            embedder.embed, batch_window_s, max_texts=batch_max_texts, workers=workers, nice=nice
         )
 
     @property
