@@ -154,6 +154,7 @@ async def _admit(request: web.Request, target: str) -> _Admitted | web.Response:
         request.path,
         payload,
         sigv4=sigv4,
+        user_agent=request.headers.get("User-Agent"),
         endpoint=endpoint,
         stream=target == "invocations_stream",
     )

@@ -30,6 +30,8 @@ class RequestRecord:
     sigv4: bool = False
     #: ``Authorization: Bearer <key>`` was present (OpenAI).
     bearer: bool = False
+    #: The ``User-Agent`` header, if sent.
+    user_agent: str | None = None
     endpoint: str | None = None
     #: The fault kind applied to this request, if any.
     fault: str | None = None

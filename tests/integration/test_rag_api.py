@@ -46,6 +46,7 @@ async def test_the_llm_gets_the_handbook_prompt_and_tgi_parameters(
     assert response.status_code == 200
     (call,) = await emulators.sagemaker.requests()
     assert call["sigv4"] is True  # SigV4-signed by botocore
+    assert call["user_agent"].startswith("rag-gateway/")  # fixed once, not rebuilt by botocore per call
     payload = call["payload"]
     assert payload["inputs"].startswith("You are a content creator.")
     assert "User query: Who fed the starter twice a day?" in payload["inputs"]

@@ -7,18 +7,36 @@ timeouts, and a retried invocation regenerates a whole answer on the GPU.
 
 from __future__ import annotations
 
+import platform
 from contextlib import AsyncExitStack
 from typing import Any
 
 import aioboto3
+import aiobotocore
+import botocore
 from botocore.config import Config
 from pydantic import SecretStr
 
+from rag_gateway import __version__
 from rag_gateway.config import Settings
+
+
+def gateway_user_agent() -> str:
+    """The User-Agent of the SageMaker calls, fixed at start-up.
+
+    botocore rebuilds its own header twice per call from about 30 sanitised parts, a measurable share of
+    the call's CPU on the event loop (docs/performance.md). A fixed string names the same software; what
+    it leaves out are the SDK's per-request usage metrics.
+    """
+    return (
+        f"rag-gateway/{__version__} aiobotocore/{aiobotocore.__version__} "
+        f"botocore/{botocore.__version__} Python/{platform.python_version()} {platform.system()}"
+    )
 
 
 def sagemaker_botocore_config(settings: Settings) -> Config:
     return Config(
+        user_agent=gateway_user_agent(),
         connect_timeout=settings.sagemaker_connect_timeout_s,
         read_timeout=settings.sagemaker_read_timeout_s,
         max_pool_connections=settings.sagemaker_max_pool_connections,
