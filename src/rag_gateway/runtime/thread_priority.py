@@ -10,18 +10,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 
 log = logging.getLogger(__name__)
 
 
-def lower_this_thread(levels: int) -> bool:
-    """Run the calling thread ``levels`` nice levels below where it is now; False where it cannot (not
-    Linux, or refused), and the thread carries on at its priority."""
+def lower_this_thread(levels: int) -> None:
+    """Run the calling thread ``levels`` nice levels below where it is now; where it cannot (not Linux, or
+    refused), the thread carries on at its priority."""
     if levels <= 0 or sys.platform != "linux":
-        return False
+        return
     try:
         os.nice(levels)
     except OSError as exc:  # e.g. a seccomp profile that forbids it
-        log.warning("could not lower the embedding thread's priority: %s", exc)
-        return False
-    return True
+        log.warning("could not lower the priority of thread %s: %s", threading.current_thread().name, exc)

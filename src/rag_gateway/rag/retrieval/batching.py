@@ -54,14 +54,14 @@ class MicroBatcher:
         nice: int = 0,
     ) -> None:
         self._compute = compute
-        self._nice = nice
         self._window_s = window_s
         self._max_texts = max_texts
         self._ready = threading.Condition()
         self._queue: deque[_Waiter] = deque()
         self._closed = False
         self._threads = [
-            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)
+            threading.Thread(target=self._work, args=(nice,), name=f"{name}-{i}", daemon=True)
+            for i in range(workers)
         ]
         for thread in self._threads:
             thread.start()
@@ -95,8 +95,8 @@ class MicroBatcher:
             thread.join()
 
     # --- the worker threads -----------------------------------------------------------------------------
-    def _work(self) -> None:
-        lower_this_thread(self._nice)
+    def _work(self, nice: int) -> None:
+        lower_this_thread(nice)
         while (batch := self._next_batch()) is not None:
             try:
                 vectors = self._compute([text for waiter in batch for text in waiter.texts])
